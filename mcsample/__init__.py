@@ -1,0 +1,13 @@
+"""mcsample: modern Monte Carlo samplers for unnormalized densities, compiled with numba.
+
+    import mcsample as mc
+    target = mc.Target(logp, dim=3, logp_grad=logp_grad, args=(data,))
+    idata = mc.sample(target, "nuts", draws=1000, chains=4, seed=1)
+"""
+
+from . import samplers
+from ._version import __version__
+from .sample import sample
+from .target import Target
+
+__all__ = ["Target", "sample", "samplers", "__version__"]

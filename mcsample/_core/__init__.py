@@ -1,0 +1,1 @@
+"""Pieces shared by the sampler families: Hamiltonian dynamics, adaptation, chain plumbing."""

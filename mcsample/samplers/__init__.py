@@ -1,0 +1,35 @@
+"""Sampler families. ``available()`` lists the names ``sample()`` accepts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ._base import SamplerSettings
+from .nuts import NUTS
+
+__all__ = ["available", "resolve", "SamplerSettings", "NUTS"]
+
+_REGISTRY = {cls.name: cls for cls in (NUTS,)}
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def resolve(sampler, overrides: dict) -> SamplerSettings:
+    """Settings object from a name or a settings instance, with keyword overrides applied."""
+    if isinstance(sampler, SamplerSettings):
+        base = sampler
+    elif isinstance(sampler, str):
+        if sampler not in _REGISTRY:
+            raise ValueError(f"unknown sampler {sampler!r}; available: {', '.join(available())}")
+        base = _REGISTRY[sampler]()
+    else:
+        raise ValueError(f"sampler must be a name ({', '.join(available())}) or a settings object, "
+                         f"got {type(sampler).__name__}")
+    valid = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise ValueError(f"unknown settings for {base.name}: {', '.join(unknown)}; "
+                         f"valid settings: {', '.join(sorted(valid))}")
+    return dataclasses.replace(base, **overrides) if overrides else base

@@ -1,0 +1,139 @@
+"""Tests of the posteriordb targets against finite differences, scipy and the reference draws."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from targets import posteriordb
+
+NAMES = posteriordb.NAMES
+
+
+def _raw_data(name):
+    """posteriordb data read straight from the zip, independently of the module's readers."""
+    path = posteriordb.DATA_DIR / posteriordb.load(name)["posterior"] / "data.json.zip"
+    with zipfile.ZipFile(path) as archive:
+        return {k: np.asarray(v, dtype=float) for k, v in
+                json.loads(archive.read(archive.namelist()[0])).items()}
+
+
+# Independent scipy versions of the Stan models: log density of the Stan parameters at the
+# constrained point implied by x, plus log|d constrained / d x|. Each matches the kernel only up
+# to an additive constant.
+
+def _scipy_eight_schools(x, d):
+    theta_trans, mu, tau = x[:-2], x[-2], np.exp(x[-1])
+    theta = theta_trans * tau + mu
+    return (stats.norm.logpdf(theta_trans).sum() + stats.norm.logpdf(d["y"], theta, d["sigma"]).sum()
+            + stats.norm.logpdf(mu, 0, 5) + stats.halfcauchy.logpdf(tau, scale=5) + np.log(tau))
+
+
+def _scipy_arK(x, d):
+    K, T, y = int(d["K"]), int(d["T"]), d["y"]
+    alpha, beta, sigma = x[0], x[1:-1], np.exp(x[-1])
+    lags = np.column_stack([y[K - k:T - k] for k in range(1, K + 1)])  # y[t - k] for t >= K
+    return (stats.norm.logpdf(alpha, 0, 10) + stats.norm.logpdf(beta, 0, 10).sum()
+            + stats.halfcauchy.logpdf(sigma, scale=2.5)
+            + stats.norm.logpdf(y[K:], alpha + lags @ beta, sigma).sum() + np.log(sigma))
+
+
+def _scipy_kidiq(x, d):
+    sigma = np.exp(x[-1])
+    return (stats.halfcauchy.logpdf(sigma, scale=2.5)
+            + stats.norm.logpdf(d["kid_score"], x[0] + x[1] * d["mom_iq"], sigma).sum()
+            + np.log(sigma))
+
+
+def _scipy_earnings(x, d):
+    z = (d["height"] - d["height"].mean()) / np.std(d["height"], ddof=1)
+    mean = x[0] + x[1] * z + x[2] * d["male"] + x[3] * z * d["male"]
+    sigma = np.exp(x[-1])
+    return stats.norm.logpdf(np.log(d["earn"]), mean, sigma).sum() + np.log(sigma)
+
+
+SCIPY_LOGP = {
+    "eight_schools_noncentered": _scipy_eight_schools,
+    "arK": _scipy_arK,
+    "kidiq_momiq": _scipy_kidiq,
+    "earnings_logearn_interaction_z": _scipy_earnings,
+}
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def target(request):
+    return request.param, posteriordb.load(request.param)
+
+
+def _test_points(t, n=4, seed=0):
+    """Unconstrained images of some reference draws, jittered off the draws themselves."""
+    rng = np.random.default_rng(seed)
+    draws = t["reference_draws"].reshape(-1, len(t["ref_names"]))
+    x = t["unconstrain"](draws[rng.choice(len(draws), n, replace=False)])
+    return x + 0.1 * rng.standard_normal(x.shape)
+
+
+def test_gradient_matches_finite_differences(target):
+    _, t = target
+    h = 1e-5
+    for x in _test_points(t):
+        value, grad = t["logp_grad"](x, *t["args"])
+        assert grad.dtype == np.float64 and grad.shape == (t["dim"],)
+        assert grad.flags.c_contiguous
+        assert value == pytest.approx(t["logp"](x, *t["args"]), rel=1e-13)
+        fd = np.empty(t["dim"])
+        for i in range(t["dim"]):
+            step = np.zeros(t["dim"])
+            step[i] = h
+            fd[i] = (t["logp"](x + step, *t["args"]) - t["logp"](x - step, *t["args"])) / (2 * h)
+        np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(fd).max()))
+
+
+def test_logp_matches_scipy_up_to_constant(target):
+    name, t = target
+    data = _raw_data(name)
+    offsets = [t["logp"](x, *t["args"]) - SCIPY_LOGP[name](x, data) for x in _test_points(t, 6)]
+    scale = max(abs(t["logp"](x, *t["args"])) for x in _test_points(t, 6))
+    assert np.ptp(offsets) <= 1e-8 * max(1.0, scale)
+
+
+def test_constrain_round_trips(target):
+    _, t = target
+    draws = t["reference_draws"]
+    x = t["unconstrain"](draws)
+    assert x.shape == draws.shape[:-1] + (t["dim"],)
+    np.testing.assert_allclose(t["constrain"](x), draws, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(t["unconstrain"](t["constrain"](x)), x, rtol=1e-9, atol=1e-9)
+
+
+def test_reference_draws_shape_and_names(target):
+    name, t = target
+    info_path = posteriordb.DATA_DIR / t["posterior"] / "reference_draws.info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    assert t["ref_names"] == info["diagnostics"]["diagnostic_information"]["names"]
+    assert t["reference_draws"].shape == (10, 1000, len(t["ref_names"]))
+    assert np.isfinite(t["reference_draws"]).all()
+    assert len(t["names"]) == t["dim"] == len(set(t["names"]))
+    assert all(isinstance(a, np.ndarray) and a.dtype == np.float64 and a.flags.c_contiguous
+               for a in t["args"])
+    assert t["doc"]
+
+
+def test_score_has_mean_zero_under_reference_draws(target):
+    """E[grad log p] = 0 under the posterior: ties the kernel to posteriordb's draws.
+
+    The reference draws are nearly independent (bulk ESS about 10,000), so each component of the
+    mean score should lie within a few standard errors of zero.
+    """
+    _, t = target
+    x = t["unconstrain"](t["reference_draws"]).reshape(-1, t["dim"])
+    scores = np.array([t["logp_grad"](xi, *t["args"])[1] for xi in x])
+    z = scores.mean(axis=0) / (scores.std(axis=0, ddof=1) / np.sqrt(len(x)))
+    assert np.abs(z).max() < 5.0, dict(zip(t["names"], z))
+
+
+def test_unknown_name_raises():
+    with pytest.raises(KeyError):
+        posteriordb.load("no_such_posterior")
