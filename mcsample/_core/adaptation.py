@@ -84,6 +84,12 @@ def regularized_variance(n: float, var: np.ndarray) -> np.ndarray:
     return scaled + shrink * np.eye(var.shape[0])
 
 
+def grad_diag_variance(var_x: np.ndarray, var_g: np.ndarray) -> np.ndarray:
+    """nutpie's diagonal inverse metric sqrt(Var x / Var grad log p), clamped to [1e-20, 1e20].
+    For an independent Gaussian, Var grad = 1 / sigma^2, so this is sigma^2 exactly."""
+    return np.clip(np.sqrt(var_x / np.maximum(var_g, 1e-300)), 1e-20, 1e20)
+
+
 # -- Stan's windowed schedule ----------------------------------------------------------------
 
 

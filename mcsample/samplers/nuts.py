@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from .._core.adaptation import (dual_averaging_final, dual_averaging_init, dual_averaging_update,
-                                regularized_variance, stan_schedule, welford_update,
+                                grad_diag_variance, regularized_variance, stan_schedule, welford_update,
                                 welford_update_dense)
 from .._core.hamiltonian import (dot, draw_momentum, find_reasonable_step_size, hamiltonian,
                                  leapfrog, velocity)
@@ -430,9 +430,7 @@ class NUTSChain(ChainRunner):
             return regularized_variance(n, self.wf_m2_dense / (n - 1.0))
         var = self.wf_m2 / (n - 1.0)
         if self.kind == 2:
-            var_g = self.wf_gm2 / (self.wf_count[1] - 1.0)
-            var = np.clip(np.sqrt(var / np.maximum(var_g, 1e-300)), 1e-20, 1e20)
-            return var
+            return grad_diag_variance(var, self.wf_gm2 / (self.wf_count[1] - 1.0))
         return regularized_variance(n, var)
 
     def _end_window(self):

@@ -1,0 +1,100 @@
+"""Shared helpers of the benchmark scripts: machine facts, package versions, result files."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict:
+    """Date, CPU count (`nproc`), CPU model, Python and the thread-related environment."""
+    try:
+        nproc = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout)
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        nproc = os.cpu_count()
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "nproc": nproc,
+        "cpu": _cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
+                                           "XLA_FLAGS", "NUMBA_CACHE_DIR") if k in os.environ},
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def package_versions(names) -> dict:
+    """Installed distribution versions; None for a package that is not installed."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def markdown_table(headers, rows) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def text_table(headers, rows) -> str:
+    """A fixed-width table for the terminal."""
+    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    fmt = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths))
+    return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]])
+
+
+def environment_markdown(machine: dict, versions: dict) -> str:
+    pkgs = ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None)
+    missing = [k for k, v in versions.items() if v is None]
+    text = (f"- date: {machine['date']}\n"
+            f"- machine: `nproc` = {machine['nproc']}, {machine['cpu']}, {machine['platform']}\n"
+            f"- Python {machine['python']}; packages: {pkgs}\n")
+    if missing:
+        text += f"- not installed: {', '.join(missing)}\n"
+    if machine["env"]:
+        text += "- environment: " + ", ".join(f"{k}={v}" for k, v in machine["env"].items()) + "\n"
+    return text
+
+
+def write_results(stem: str, data: dict, markdown: str, out_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{stem}.json"
+    md_path = out_dir / f"{stem}.md"
+    json_path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
+    md_path.write_text(markdown if markdown.endswith("\n") else markdown + "\n")
+    return json_path, md_path
+
+
+def _jsonable(obj):
+    try:
+        import numpy as np
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:
+        pass
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

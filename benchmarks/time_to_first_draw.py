@@ -1,0 +1,251 @@
+"""Time from process start to the first NUTS draw of a new target, in fresh processes.
+
+Run from the repository root (about 2 minutes on 2 cores)::
+
+    python benchmarks/time_to_first_draw.py            # 3 repetitions
+    python benchmarks/time_to_first_draw.py --reps 1
+
+Method
+------
+Each measurement is a fresh ``python -c ...`` subprocess that imports mcsample, imports a target
+module, builds ``mc.Target(logp, 100, logp_grad=..., args=(mean, scale))`` and calls
+``mc.sample(target, "nuts", draws=1, tune=0, chains=1)``. The target module is a small file
+written to a temporary directory: a diagonal Gaussian whose numba ``logp`` / ``logp_grad``
+(``cache=True``) take two ``float64[::1]`` data arrays, the data types of ``gauss100``, since the
+compiled sampler kernels are cached per data-argument types. ``NUMBA_CACHE_DIR`` points every
+process of one repetition at the same fresh directory, so each repetition starts from an empty
+numba cache and, in order:
+
+(a) empty cache: target module A; everything (mcsample's kernels and the target) is compiled.
+(b) kernels cached, never-seen target: a new module B (another file); the sampler kernels
+    come from the cache (a) left, the target's functions are compiled.
+(c) the same target again: module B in another new process; everything comes from the cache.
+
+"Since spawn" is measured from the parent's ``time.time()`` just before ``subprocess.run`` (passed
+to the child), so it includes interpreter start-up. The child reports the split of its own time:
+interpreter start-up (spawn until its first statement), ``import mcsample``, importing the target
+module, ``Target(...)``, ``sample()`` in total, and ``sample()``'s ``attrs["compile_time"]`` and
+``attrs["wall_time"]``; "sample other" is the rest of ``sample()`` (argument checks, start-point
+search, building the InferenceData, which imports ArviZ on first use). For context, a bare
+``python -c pass`` and ``python -c "import arviz"`` are timed the same way.
+
+Goals: (a) report only; (b) first draw <= 5 s after spawn; (c) <= 1 s after spawn.
+The table shows medians over the repetitions; every repetition is in
+``benchmarks/results/time_to_first_draw.json`` (table: ``time_to_first_draw.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import _report
+
+GOALS = {"a": None, "b": 5.0, "c": 1.0}  # seconds from spawn to first draw
+SITUATIONS = {
+    "a": "empty numba cache, new target",
+    "b": "kernels cached, never-seen target module",
+    "c": "same target again, new process",
+}
+DIM = 100
+PACKAGES = ("mcsample", "numba", "numpy", "arviz", "llvmlite")
+
+TARGET_SOURCE = '''"""A diagonal Gaussian written for time_to_first_draw.py."""
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def logp(x, mean, scale):
+    s = 0.0
+    for i in range(x.size):
+        z = (x[i] - mean[i]) / scale[i]
+        s += z * z
+    return -0.5 * s
+
+
+@numba.njit(cache=True)
+def logp_grad(x, mean, scale):
+    g = np.empty(x.size)
+    s = 0.0
+    for i in range(x.size):
+        z = (x[i] - mean[i]) / scale[i]
+        s += z * z
+        g[i] = -z / scale[i]
+    return -0.5 * s, g
+'''
+
+# Runs in the child: argv = [spawn time.time(), module directory, module name, dim].
+CHILD = r'''
+import sys, time
+spawn = float(sys.argv[1])
+marks = {"python_startup": time.time() - spawn}
+
+t = time.perf_counter()
+import mcsample as mc
+marks["import_mcsample"] = time.perf_counter() - t
+
+t = time.perf_counter()
+sys.path.insert(0, sys.argv[2])
+import importlib
+module = importlib.import_module(sys.argv[3])
+marks["import_target_module"] = time.perf_counter() - t
+
+import numpy as np
+dim = int(sys.argv[4])
+mean, scale = np.zeros(dim), np.geomspace(0.1, 10.0, dim)
+t = time.perf_counter()
+target = mc.Target(module.logp, dim, logp_grad=module.logp_grad, args=(mean, scale), name=sys.argv[3])
+marks["target"] = time.perf_counter() - t
+
+t = time.perf_counter()
+idata = mc.sample(target, "nuts", draws=1, tune=0, chains=1, seed=0, progressbar=False)
+marks["sample_total"] = time.perf_counter() - t
+marks["first_draw_since_spawn"] = time.time() - spawn
+marks["compile_time"] = float(idata.attrs["compile_time"])
+marks["wall_time"] = float(idata.attrs["wall_time"])
+assert idata.posterior["x"].shape == (1, 1, dim)
+
+import json
+print("RESULT " + json.dumps(marks))
+'''
+
+COLUMNS = [  # (key, header)
+    ("python_startup", "python start"),
+    ("import_mcsample", "import mcsample"),
+    ("import_target_module", "import target"),
+    ("target", "Target(...)"),
+    ("sample_total", "sample() total"),
+    ("compile_time", "sample() compile_time"),
+    ("wall_time", "sample() wall_time"),
+    ("sample_other", "sample() other"),
+    ("first_draw_since_spawn", "first draw since spawn"),
+    ("process_total", "process total"),
+]
+
+
+# -- running children --------------------------------------------------------------------------
+
+
+def write_target_module(directory: Path) -> str:
+    """A target module with a name never used before; returns the module name."""
+    name = f"ttfd_target_{uuid.uuid4().hex[:12]}"
+    (directory / f"{name}.py").write_text(TARGET_SOURCE)
+    return name
+
+
+def child_env(cache_dir: Path) -> dict:
+    env = dict(os.environ)
+    env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    return env
+
+
+def run_child(module_dir: Path, module: str, cache_dir: Path) -> dict:
+    spawn = time.time()
+    proc = subprocess.run([sys.executable, "-c", CHILD, repr(spawn), str(module_dir), module, str(DIM)],
+                          capture_output=True, text=True, env=child_env(cache_dir), cwd=module_dir)
+    process_total = time.time() - spawn
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed (exit {proc.returncode}):\n{proc.stderr}")
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    marks = json.loads(line[len("RESULT "):])
+    marks["sample_other"] = marks["sample_total"] - marks["compile_time"] - marks["wall_time"]
+    marks["process_total"] = process_total
+    return marks
+
+
+def time_command(code: str, cache_dir: Path) -> float:
+    """Seconds from spawn to exit of ``python -c code``."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env(cache_dir), capture_output=True)
+    return time.perf_counter() - t
+
+
+def repetition(rep: int) -> dict:
+    """Situations (a), (b), (c) in order, sharing one fresh NUMBA_CACHE_DIR."""
+    with tempfile.TemporaryDirectory(prefix="mcsample_ttfd_") as tmp:
+        tmp = Path(tmp)
+        cache = tmp / "numba_cache"
+        cache.mkdir()
+        module_a, module_b = write_target_module(tmp), write_target_module(tmp)
+        out = {}
+        for key, module in (("a", module_a), ("b", module_b), ("c", module_b)):
+            out[key] = run_child(tmp, module, cache)
+            print(f"  rep {rep} ({key}) {SITUATIONS[key]}: first draw after "
+                  f"{out[key]['first_draw_since_spawn']:.2f} s", flush=True)
+        out["context"] = {"python -c pass": time_command("pass", cache),
+                          "python -c 'import arviz'": time_command("import arviz", cache)}
+        return out
+
+
+# -- summary -----------------------------------------------------------------------------------
+
+
+def medians(reps: list[dict]) -> dict:
+    summary = {}
+    for key in SITUATIONS:
+        summary[key] = {col: statistics.median(r[key][col] for r in reps) for col, _ in COLUMNS}
+        goal = GOALS[key]
+        summary[key]["goal_s"] = goal
+        summary[key]["meets_goal"] = None if goal is None else summary[key]["first_draw_since_spawn"] <= goal
+    summary["context"] = {k: statistics.median(r["context"][k] for r in reps) for k in reps[0]["context"]}
+    return summary
+
+
+def table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["situation"] + [h for _, h in COLUMNS] + ["goal"]
+    rows = []
+    for key, what in SITUATIONS.items():
+        s = summary[key]
+        goal = "report only" if s["goal_s"] is None else (
+            f"≤ {s['goal_s']:g} s: {'met' if s['meets_goal'] else 'NOT met'}")
+        rows.append([f"({key}) {what}"] + [f"{s[col]:.3f}" for col, _ in COLUMNS] + [goal])
+    return headers, rows
+
+
+def markdown_report(summary, n_reps, machine, versions) -> str:
+    headers, rows = table(summary)
+    context = ", ".join(f"`{k}` {v:.3f} s" for k, v in summary["context"].items())
+    return ("# Time to first draw\n\n"
+            f"Generated by `python benchmarks/time_to_first_draw.py`.\n\n"
+            f"{_report.environment_markdown(machine, versions)}\n"
+            f"Seconds, **median over {n_reps} repetitions**, each in fresh processes sharing a fresh "
+            "`NUMBA_CACHE_DIR` in the order (a), (b), (c); a new d=100 diagonal-Gaussian target "
+            "module with data types (float64[::1], float64[::1]); `mc.sample(..., draws=1, tune=0, "
+            "chains=1)`. 'sample() other' = total - compile_time - wall_time. Method: docstring of "
+            "`benchmarks/time_to_first_draw.py`.\n\n"
+            + _report.markdown_table(headers, rows)
+            + f"\n\nFor context, spawn to exit: {context}.\n")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--reps", type=int, default=3, help="repetitions of (a), (b), (c)")
+    p.add_argument("--out", default=str(_report.RESULTS_DIR), help="directory for the result files")
+    args = p.parse_args(argv)
+    machine = _report.machine_info()
+    versions = _report.package_versions(PACKAGES)
+    reps = [repetition(i + 1) for i in range(args.reps)]
+    summary = medians(reps)
+    headers, rows = table(summary)
+    print(f"\nMedian over {args.reps} repetitions (seconds):\n")
+    print(_report.text_table(headers, rows))
+    print("\ncontext (spawn to exit): " + ", ".join(f"{k} {v:.3f} s" for k, v in summary["context"].items()))
+    data = {"description": "time from process start to the first NUTS draw; see benchmarks/time_to_first_draw.py",
+            "machine": machine, "versions": versions, "dim": DIM, "situations": SITUATIONS,
+            "goals_s": GOALS, "summary_median": summary, "repetitions": reps}
+    paths = _report.write_results("time_to_first_draw", data, markdown_report(summary, args.reps, machine, versions),
+                                  args.out)
+    print("\nwrote " + ", ".join(map(str, paths)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
