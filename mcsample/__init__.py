@@ -10,4 +10,12 @@ from ._version import __version__
 from .sample import sample
 from .target import Target
 
-__all__ = ["Target", "sample", "samplers", "__version__"]
+__all__ = ["Target", "sample", "samplers", "testing", "__version__"]
+
+
+def __getattr__(name):
+    # mcsample.testing pulls in scipy.stats; import it only when asked for
+    if name == "testing":
+        import importlib
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from mcsample.testing.models import (diag_gauss_logp, diag_gauss_logp_grad, mvn_logp,  # noqa: F401
+                                    mvn_logp_grad)
+
 from ._reference import Reference
-
-
-@numba.njit(cache=True)
-def diag_gauss_logp(x, mean, scale):
-    s = 0.0
-    for i in range(x.size):
-        z = (x[i] - mean[i]) / scale[i]
-        s += z * z
-    return -0.5 * s
-
-
-@numba.njit(cache=True)
-def diag_gauss_logp_grad(x, mean, scale):
-    g = np.empty(x.size)
-    s = 0.0
-    for i in range(x.size):
-        z = (x[i] - mean[i]) / scale[i]
-        s += z * z
-        g[i] = -z / scale[i]
-    return -0.5 * s, g
-
-
-@numba.njit(cache=True)
-def mvn_logp(x, mean, precision):
-    d = x - mean
-    return -0.5 * (d @ (precision @ d))
-
-
-@numba.njit(cache=True)
-def mvn_logp_grad(x, mean, precision):
-    d = x - mean
-    pd = precision @ d
-    return -0.5 * (d @ pd), -pd
-
-
-def _exact_reference(draws, names, source, **extra) -> Reference:
-    return Reference.from_draws(draws, names, source=source, extra=extra)
 
 
 def diagonal(mean, scale, name, n_exact=20000, seed=0):

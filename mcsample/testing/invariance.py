@@ -1,4 +1,4 @@
-"""Checks that a sampler's kernel leaves its target invariant.
+"""k-step invariance from exact draws.
 
 The workhorse is the k-step test from exact draws: if X0 ~ pi exactly and the kernel K leaves pi
 invariant, then K^k(X0) ~ pi, so N independent replicates are iid draws from pi and can be
@@ -14,27 +14,58 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _stats
 
-from . import samplers as _samplers
+from .. import samplers as _samplers
 
-__all__ = ["apply_kernel", "assert_invariant", "InvarianceReport"]
+__all__ = ["apply_kernel", "assert_invariant", "InvarianceReport", "kernel_name"]
+
+
+def kernel_name(sampler) -> str:
+    if isinstance(sampler, str):
+        return sampler
+    return getattr(sampler, "name", None) or getattr(sampler, "__name__", type(sampler).__name__)
+
+
+def _chain_stepper(target, sampler, settings):
+    """A function (x0, rng, k) -> (k, dim) applying k transitions from x0.
+
+    ``sampler`` is a name, a settings object (its chain runner with no warmup), or a user kernel
+    ``step(x, rng) -> x_new``."""
+    if callable(sampler) and not isinstance(sampler, (str, _samplers.SamplerSettings)):
+        if settings:
+            raise ValueError("settings are only accepted with a sampler name or settings object")
+
+        def run_user_kernel(x0, rng, k):
+            out = np.empty((k, target.dim))
+            x = x0
+            for j in range(k):
+                x = np.asarray(sampler(x, rng), dtype=float)
+                out[j] = x
+            return out
+        return run_user_kernel
+    cfg = _samplers.resolve(sampler, settings)
+    cfg.validate(target.dim)
+
+    def run_family_kernel(x0, rng, k):
+        runner = cfg.start_chain(target, rng, x0, 0, k)
+        runner.run(0, k)
+        return runner.draws
+    return run_family_kernel
 
 
 def apply_kernel(target, sampler, x0, k, *, seed=0, **settings) -> np.ndarray:
-    """Apply ``k`` transitions of the sampler's kernel (no warmup) to each row of ``x0``.
+    """Apply ``k`` transitions of a kernel (no warmup) to each row of ``x0``.
 
-    Returns (k, n, dim): the state of every replicate after 1..k steps. Replicate i uses its own
-    generator from ``SeedSequence(seed).spawn(n)[i]``.
+    ``sampler``: a name from ``mcsample.samplers.available()``, a settings object, or your own
+    kernel ``step(x, rng) -> x_new``. Returns (k, n, dim): every replicate after 1..k steps.
+    Replicate i uses its own generator from ``SeedSequence(seed).spawn(n)[i]``.
     """
-    cfg = _samplers.resolve(sampler, settings)
-    cfg.validate(target.dim)
+    step = _chain_stepper(target, sampler, settings)
     x0 = np.asarray(x0, dtype=float)
     if x0.ndim != 2 or x0.shape[1] != target.dim:
         raise ValueError(f"x0 must have shape (n, {target.dim}), got {x0.shape}")
     out = np.empty((k, x0.shape[0], target.dim))
     for i, seed_i in enumerate(np.random.SeedSequence(seed).spawn(x0.shape[0])):
-        runner = cfg.start_chain(target, np.random.Generator(np.random.PCG64(seed_i)), x0[i], 0, k)
-        runner.run(0, k)
-        out[:, i] = runner.draws
+        out[:, i] = step(x0[i], np.random.Generator(np.random.PCG64(seed_i)), k)
     return out
 
 
@@ -93,6 +124,6 @@ def assert_invariant(target, sampler, exact, *, n=20000, k=(1, 10), alpha=1e-4, 
             rows.append((steps, name, float(result.statistic), float(result.pvalue)))
     report = InvarianceReport(rows, alpha / n_tests)
     if report.failures:
-        raise AssertionError(f"{target.name}: the kernel of {sampler if isinstance(sampler, str) else sampler.name} "
+        raise AssertionError(f"{target.name}: the kernel of {kernel_name(sampler)} "
                              f"does not leave the target invariant:\n{report}")
     return report

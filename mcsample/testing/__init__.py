@@ -1,0 +1,25 @@
+"""Checks that a sampler's kernel leaves its target invariant, for our samplers and yours.
+
+- :func:`assert_invariant`: k steps from exact draws stay exact (two-sample KS tests).
+- :func:`apply_kernel`: the building block, k transitions applied to many start points.
+- :func:`assert_accurate`: distance checks for approximate (non-MCMC) samplers.
+- :mod:`.models` (targets with exact samplers) and :mod:`.strategies` (hypothesis strategies).
+
+A kernel is a name from ``mcsample.samplers.available()``, a settings object, or your own
+``step(x, rng) -> x_new``. Adaptation must be frozen (fixed step size, metric or width).
+"""
+
+from . import models
+from .accuracy import AccuracyReport, assert_accurate
+from .invariance import InvarianceReport, apply_kernel, assert_invariant
+
+__all__ = ["apply_kernel", "assert_invariant", "assert_accurate", "InvarianceReport", "AccuracyReport",
+           "models", "strategies"]
+
+
+def __getattr__(name):
+    # strategies needs hypothesis, a dev dependency: import it only when asked for
+    if name == "strategies":
+        import importlib
+        return importlib.import_module(".strategies", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
