@@ -3,6 +3,8 @@
 - :func:`assert_invariant`: k steps from exact draws stay exact (two-sample KS tests).
 - :func:`apply_kernel`: the building block, k transitions applied to many start points.
 - :func:`assert_accurate`: distance checks for approximate (non-MCMC) samplers.
+- :func:`check_exchangeability`, :func:`geweke_test`, :func:`rank_test` (Gandy-Scott) and
+  :func:`sbc`: joint-distribution checks for kernels and for models with a simulator.
 - :mod:`.models` (targets with exact samplers) and :mod:`.strategies` (hypothesis strategies).
 
 A kernel is a name from ``mcsample.samplers.available()``, a settings object, or your own
@@ -12,9 +14,12 @@ A kernel is a name from ``mcsample.samplers.available()``, a settings object, or
 from . import models
 from .accuracy import AccuracyReport, assert_accurate
 from .invariance import InvarianceReport, apply_kernel, assert_invariant
+from .joint import (JointTestReport, KernelFactory, SBCReport, check_exchangeability, geweke_test,
+                    rank_test, sbc)
 
-__all__ = ["apply_kernel", "assert_invariant", "assert_accurate", "InvarianceReport", "AccuracyReport",
-           "models", "strategies"]
+__all__ = ["apply_kernel", "assert_invariant", "assert_accurate", "check_exchangeability",
+           "geweke_test", "rank_test", "sbc", "KernelFactory", "InvarianceReport", "AccuracyReport",
+           "JointTestReport", "SBCReport", "models", "strategies"]
 
 
 def __getattr__(name):
