@@ -84,21 +84,23 @@ def mixture_logp_grad(x, log_weights, means, scales):
 
 
 @_jit
-def student_t_logp(x, loc, scale, nu):
-    """Multivariate Student-t with nu degrees of freedom and diagonal scale."""
+def _scaled_squared_norm(x, loc, scale):
     q = 0.0
     for i in range(x.size):
         z = (x[i] - loc[i]) / scale[i]
         q += z * z
-    return -0.5 * (nu + x.size) * np.log1p(q / nu)
+    return q
+
+
+@_jit
+def student_t_logp(x, loc, scale, nu):
+    """Multivariate Student-t with nu degrees of freedom and diagonal scale."""
+    return -0.5 * (nu + x.size) * np.log1p(_scaled_squared_norm(x, loc, scale) / nu)
 
 
 @_jit
 def student_t_logp_grad(x, loc, scale, nu):
-    q = 0.0
-    for i in range(x.size):
-        z = (x[i] - loc[i]) / scale[i]
-        q += z * z
+    q = _scaled_squared_norm(x, loc, scale)
     factor = -(nu + x.size) / (nu + q)
     g = np.empty(x.size)
     for i in range(x.size):
