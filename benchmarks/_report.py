@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -98,3 +99,41 @@ def _jsonable(obj):
     except ImportError:
         pass
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# -- load from other processes -----------------------------------------------------------------
+# The machine may be shared (tests running alongside): each timed run records how many cores
+# other processes kept busy meanwhile, and waits for a quiet machine first.
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_snapshot():
+    """(machine busy jiffies, this process's jiffies incl. waited-for children, monotonic time);
+    None where /proc is not available."""
+    try:
+        cpu = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+        own = [int(v) for v in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:15]]
+    except (OSError, ValueError, IndexError):
+        return None
+    busy = sum(cpu) - cpu[3] - cpu[4]  # all but idle and iowait
+    return busy, sum(own), time.monotonic()
+
+
+def others_load(start, end) -> float | None:
+    """Average number of cores busy with other processes between two snapshots."""
+    if start is None or end is None or end[2] <= start[2]:
+        return None
+    return max(0.0, ((end[0] - start[0]) - (end[1] - start[1])) / _CLK_TCK / (end[2] - start[2]))
+
+
+def wait_for_quiet(threshold: float = 0.2, max_wait: float = 60.0, window: float = 1.0) -> float | None:
+    """Wait until other processes use fewer than ``threshold`` cores over a ``window``, at most
+    ``max_wait`` seconds; returns the last measured load (None without /proc)."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        start = cpu_snapshot()
+        time.sleep(window)
+        load = others_load(start, cpu_snapshot())
+        if load is None or load < threshold or time.monotonic() > deadline:
+            return load

@@ -32,6 +32,9 @@ the seeds of each quantity separately (ESS, seconds, ESS/s, ...); the ratios are
   chains advance in lockstep and the CPU actually evaluates more (idle lanes run along).
 * mean error: max over parameters of |posterior mean - reference mean| / reference sd, on the
   reference scale: a check that every sampler samples the same distribution.
+* others' load: the machine may be shared, so each timed run first waits (up to ``--max-wait``
+  seconds) until other processes use less than 0.2 cores, and records how many cores they kept
+  busy on average during the run (from /proc/stat); the table shows the largest over a row's runs.
 
 Samplers
 --------
@@ -165,6 +168,7 @@ class Run:
     seed: int
     wall: float
     n_grad: int
+    n_grad_draws: int  # the part of n_grad spent after warmup
     ess_bulk_min: float
     mean_err: float
     extra: dict = field(default_factory=dict)
@@ -195,11 +199,11 @@ def idata_from_draws(draws: np.ndarray):
         return _arviz._az().from_dict(posterior={"x": np.asarray(draws)}, dims={"x": ["param"]})
 
 
-def make_run(sampler, problem, seed, idata, wall, n_grad, **extra) -> Run:
+def make_run(sampler, problem, seed, idata, wall, n_grad, n_grad_draws, **extra) -> Run:
     draws = np.asarray(idata.posterior["x"].values)
     assert draws.shape == (CHAINS, DRAWS, problem.dim), draws.shape
-    return Run(sampler, problem.name, seed, float(wall), int(n_grad), ess_bulk_min(idata),
-               mean_error(problem, draws), extra)
+    return Run(sampler, problem.name, seed, float(wall), int(n_grad), int(n_grad_draws),
+               ess_bulk_min(idata), mean_error(problem, draws), extra)
 
 
 # -- samplers ----------------------------------------------------------------------------------
@@ -222,7 +226,7 @@ def setup_mcsample(problem: Problem, name="mcsample", **settings):
         idata = mc.sample(problem.target, "nuts", draws=DRAWS, tune=TUNE, chains=CHAINS, seed=seed,
                           progressbar=False, **settings)
         return make_run(name, problem, seed, idata, idata.attrs["wall_time"], idata.attrs["n_grad"],
-                        compile_time=idata.attrs["compile_time"],
+                        int(idata.sample_stats["n_grad"].sum()), compile_time=idata.attrs["compile_time"],
                         divergences=int(idata.sample_stats["diverging"].sum()))
     return run
 
@@ -335,8 +339,9 @@ def _nutpie_setup(problem: Problem, name: str, build):
         wall = time.perf_counter() - t0
         idata = sampler.wait()
         total = time.perf_counter() - t0
-        n_grad = int(idata.sample_stats["n_steps"].sum() + idata.warmup_sample_stats["n_steps"].sum())
-        return make_run(name, problem, seed, idata, wall, n_grad, wall_incl_conversion=total,
+        n_grad_draws = int(idata.sample_stats["n_steps"].sum())
+        n_grad = n_grad_draws + int(idata.warmup_sample_stats["n_steps"].sum())
+        return make_run(name, problem, seed, idata, wall, n_grad, n_grad_draws, wall_incl_conversion=total,
                         divergences=int(idata.sample_stats["diverging"].sum()))
     return run
 
@@ -350,7 +355,9 @@ def setup_nutpie_cfunc(problem: Problem):
 
 
 def _blackjax_chain(logdensity, dim):
-    """One chain: uniform(-2, 2) start, window adaptation, draws; returns (draws, gradients, divergences)."""
+    """One chain: uniform(-2, 2) start, window adaptation, draws.
+
+    Returns (draws, warmup gradients, sampling gradients, divergences)."""
     import blackjax
     import jax
     import jax.numpy as jnp
@@ -367,8 +374,7 @@ def _blackjax_chain(logdensity, dim):
             return state, (state.position, info.num_integration_steps, info.is_divergent)
 
         _, (draws, n_steps, divergent) = jax.lax.scan(one_step, state, jax.random.split(k_draws, DRAWS))
-        n_grad = warmup_info.info.num_integration_steps.sum() + n_steps.sum()
-        return draws, n_grad, divergent.sum()
+        return draws, warmup_info.info.num_integration_steps.sum(), n_steps.sum(), divergent.sum()
     return one_chain
 
 
@@ -398,12 +404,12 @@ def _blackjax_setup(problem: Problem, name: str, vectorised: bool):
         t0 = time.perf_counter()
         out = jax.block_until_ready(sample(keys))
         wall = time.perf_counter() - t0
-        if vectorised:
-            draws, n_grad, divergent = out
-        else:
-            draws, n_grad, divergent = (np.stack([np.asarray(o[i]) for o in out]) for i in range(3))
+        if not vectorised:  # a list of per-chain tuples -> a tuple of stacked arrays
+            out = tuple(np.stack([np.asarray(o[i]) for o in out]) for i in range(4))
+        draws, n_grad_warmup, n_grad_draws, divergent = out
         idata = idata_from_draws(np.asarray(draws))
-        return make_run(name, problem, seed, idata, wall, int(np.sum(n_grad)),
+        n_grad_draws = int(np.sum(n_grad_draws))
+        return make_run(name, problem, seed, idata, wall, int(np.sum(n_grad_warmup)) + n_grad_draws, n_grad_draws,
                         divergences=int(np.sum(divergent)), jax_model_rel_err=err)
     return run
 
@@ -439,9 +445,11 @@ def summarise(runs: list[Run]) -> dict:
         "wall_s": med(lambda r: r.wall),
         "ess_per_s": med(lambda r: r.ess_per_s),
         "n_grad": med(lambda r: r.n_grad),
+        "n_grad_draws": med(lambda r: r.n_grad_draws),
         "ess_per_1000_grad": med(lambda r: r.ess_per_kgrad),
         "mean_err_max_sd": med(lambda r: r.mean_err),
         "divergences": med(lambda r: r.extra.get("divergences", 0)),
+        "others_load_max": max((r.extra.get("others_load") or 0.0) for r in runs),
     }
 
 
@@ -455,16 +463,17 @@ def add_ratios(summaries: list[dict]) -> None:
                                                      b["ess_per_1000_grad"] / s["ess_per_1000_grad"])
 
 
-HEADERS = ["target", "sampler", "ESS_bulk min", "wall s", "ESS/s", "grads", "ESS/1k grad",
-           "mcsample÷peer ESS/s", "mcsample÷peer ESS/1k grad", "mean err/sd", "div"]
+HEADERS = ["target", "sampler", "ESS_bulk min", "wall s", "ESS/s", "grads", "of which sampling", "ESS/1k grad",
+           "mcsample÷peer ESS/s", "mcsample÷peer ESS/1k grad", "mean err/sd", "div", "others' load"]
 
 
 def table_rows(summaries: list[dict]) -> list[list[str]]:
     ratio = lambda v: "—" if v is None else f"{v:.2f}"
     return [[s["target"], s["sampler"], f"{s['ess_bulk_min']:.0f}", f"{s['wall_s']:.3f}",
-             f"{s['ess_per_s']:.0f}", f"{s['n_grad']:.0f}", f"{s['ess_per_1000_grad']:.2f}",
+             f"{s['ess_per_s']:.0f}", f"{s['n_grad']:.0f}", f"{s['n_grad_draws']:.0f}", f"{s['ess_per_1000_grad']:.2f}",
              ratio(s["mcsample_over_peer_ess_per_s"]), ratio(s["mcsample_over_peer_ess_per_1000_grad"]),
-             f"{s['mean_err_max_sd']:.3f}", f"{s['divergences']:.0f}"] for s in summaries]
+             f"{s['mean_err_max_sd']:.3f}", f"{s['divergences']:.0f}", f"{s['others_load_max']:.2f}"]
+            for s in summaries]
 
 
 def markdown_report(summaries, skipped, machine, versions, seeds) -> str:
@@ -475,24 +484,35 @@ def markdown_report(summaries, skipped, machine, versions, seeds) -> str:
         f"{CHAINS} chains x ({TUNE} warmup + {DRAWS} draws) for every sampler; each row is the **median "
         f"over {len(seeds)} runs** (seeds {', '.join(map(str, seeds))}) of each column separately; the "
         "ratios are mcsample's median over the peer's median (> 1: mcsample better). ESS is ArviZ bulk "
-        "ESS, minimum over parameters. Seconds are warmup + sampling, compilation excluded. Gradients "
-        "include warmup. 'mean err/sd' is max |posterior mean - reference| / reference sd. The method "
-        "of each sampler is in the docstring of `benchmarks/nuts_vs_peers.py`.\n\n"
+        "ESS, minimum over parameters. Seconds are warmup + sampling, compilation excluded. 'grads' "
+        "counts gradient evaluations including warmup, 'of which sampling' those after warmup. 'mean err/sd' is max |posterior mean - reference| / reference sd. The method "
+        "of each sampler is in the docstring of `benchmarks/nuts_vs_peers.py`. 'others' load' is the "
+        "largest, over the runs of a row, average number of cores other processes kept busy during a run "
+        "(each run first waits up to --max-wait s for a quiet machine); above ~0.2 the seconds of that "
+        "row are inflated by contention.\n\n"
         + _report.markdown_table(HEADERS, table_rows(summaries)) + "\n\n" + notes)
 
 
 # -- main --------------------------------------------------------------------------------------
 
 
-def benchmark(problem: Problem, sampler: str, seeds) -> list[Run]:
+def benchmark(problem: Problem, sampler: str, seeds, max_wait: float) -> list[Run]:
     run = SETUPS[sampler](problem)
     runs = []
     for seed in seeds:
+        _report.wait_for_quiet(max_wait=max_wait)
+        start = _report.cpu_snapshot()
         r = run(seed)
+        r.extra["others_load"] = _report.others_load(start, _report.cpu_snapshot())
         print(f"  {problem.name:9s} {sampler:19s} seed {seed}: ESS {r.ess_bulk_min:7.0f}  "
-              f"{r.wall:7.3f} s  {r.n_grad:8d} grads  mean err {r.mean_err:.3f}", flush=True)
+              f"{r.wall:7.3f} s  {r.n_grad:8d} grads ({r.n_grad_draws:7d} sampling)  mean err {r.mean_err:.3f}  "
+              f"others' load {_fmt_load(r.extra['others_load'])}", flush=True)
         runs.append(r)
     return runs
+
+
+def _fmt_load(load) -> str:
+    return "n/a" if load is None else f"{load:.2f}"
 
 
 def parse_args(argv=None):
@@ -505,6 +525,8 @@ def parse_args(argv=None):
     p.add_argument("--tune", type=int, default=TUNE)
     p.add_argument("--draws", type=int, default=DRAWS)
     p.add_argument("--out", default=str(_report.RESULTS_DIR), help="directory for the result files")
+    p.add_argument("--max-wait", type=float, default=60.0,
+                   help="seconds to wait before each run for other processes to fall below 0.2 cores")
     args = p.parse_args(argv)
     CHAINS, TUNE, DRAWS = args.chains, args.tune, args.draws
     return args
@@ -520,8 +542,8 @@ def main(argv=None):
         problem = load_problem(name)
         for sampler in args.samplers:
             try:
-                runs += benchmark(problem, sampler, args.seeds)
-            except SkipSampler as why:
+                runs += benchmark(problem, sampler, args.seeds, args.max_wait)
+            except (SkipSampler, ImportError) as why:
                 skipped[f"{sampler} on {name}"] = str(why)
                 print(f"  NOTE: skipping {sampler} on {name}: {why}", flush=True)
 

@@ -27,7 +27,11 @@ interpreter start-up (spawn until its first statement), ``import mcsample``, imp
 module, ``Target(...)``, ``sample()`` in total, and ``sample()``'s ``attrs["compile_time"]`` and
 ``attrs["wall_time"]``; "sample other" is the rest of ``sample()`` (argument checks, start-point
 search, building the InferenceData, which imports ArviZ on first use). For context, a bare
-``python -c pass`` and ``python -c "import arviz"`` are timed the same way.
+``python -c pass`` is timed from spawn to exit, and ``import arviz`` inside a fresh process that
+has already imported mcsample.
+
+The machine may be shared: before each child the script waits (up to ``--max-wait`` s) until
+other processes use less than 0.2 cores, and records how many cores they kept busy meanwhile.
 
 Goals: (a) report only; (b) first draw <= 5 s after spawn; (c) <= 1 s after spawn.
 The table shows medians over the repetitions; every repetition is in
@@ -148,7 +152,9 @@ def child_env(cache_dir: Path) -> dict:
     return env
 
 
-def run_child(module_dir: Path, module: str, cache_dir: Path) -> dict:
+def run_child(module_dir: Path, module: str, cache_dir: Path, max_wait: float) -> dict:
+    _report.wait_for_quiet(max_wait=max_wait)
+    start = _report.cpu_snapshot()
     spawn = time.time()
     proc = subprocess.run([sys.executable, "-c", CHILD, repr(spawn), str(module_dir), module, str(DIM)],
                           capture_output=True, text=True, env=child_env(cache_dir), cwd=module_dir)
@@ -159,6 +165,7 @@ def run_child(module_dir: Path, module: str, cache_dir: Path) -> dict:
     marks = json.loads(line[len("RESULT "):])
     marks["sample_other"] = marks["sample_total"] - marks["compile_time"] - marks["wall_time"]
     marks["process_total"] = process_total
+    marks["others_load"] = _report.others_load(start, _report.cpu_snapshot())
     return marks
 
 
@@ -169,7 +176,18 @@ def time_command(code: str, cache_dir: Path) -> float:
     return time.perf_counter() - t
 
 
-def repetition(rep: int) -> dict:
+def time_arviz_import(cache_dir: Path) -> float:
+    """Seconds of ``import arviz`` in a fresh process that has imported mcsample (so numpy and
+    numba are loaded): what ``sample()`` pays when it builds its first InferenceData."""
+    code = ("import time, warnings, mcsample; t = time.perf_counter()\n"
+            "with warnings.catch_warnings():\n    warnings.simplefilter('ignore')\n    import arviz\n"
+            "print(time.perf_counter() - t)")
+    proc = subprocess.run([sys.executable, "-c", code], check=True, env=child_env(cache_dir),
+                          capture_output=True, text=True)
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def repetition(rep: int, max_wait: float) -> dict:
     """Situations (a), (b), (c) in order, sharing one fresh NUMBA_CACHE_DIR."""
     with tempfile.TemporaryDirectory(prefix="mcsample_ttfd_") as tmp:
         tmp = Path(tmp)
@@ -178,11 +196,12 @@ def repetition(rep: int) -> dict:
         module_a, module_b = write_target_module(tmp), write_target_module(tmp)
         out = {}
         for key, module in (("a", module_a), ("b", module_b), ("c", module_b)):
-            out[key] = run_child(tmp, module, cache)
+            out[key] = run_child(tmp, module, cache, max_wait)
             print(f"  rep {rep} ({key}) {SITUATIONS[key]}: first draw after "
-                  f"{out[key]['first_draw_since_spawn']:.2f} s", flush=True)
-        out["context"] = {"python -c pass": time_command("pass", cache),
-                          "python -c 'import arviz'": time_command("import arviz", cache)}
+                  f"{out[key]['first_draw_since_spawn']:.2f} s (others' load {out[key]['others_load'] or 0:.2f} cores)",
+                  flush=True)
+        out["context"] = {"python -c pass (spawn to exit)": time_command("pass", cache),
+                          "import arviz after import mcsample (in-process)": time_arviz_import(cache)}
         return out
 
 
@@ -193,6 +212,7 @@ def medians(reps: list[dict]) -> dict:
     summary = {}
     for key in SITUATIONS:
         summary[key] = {col: statistics.median(r[key][col] for r in reps) for col, _ in COLUMNS}
+        summary[key]["others_load_max"] = max(r[key]["others_load"] or 0.0 for r in reps)
         goal = GOALS[key]
         summary[key]["goal_s"] = goal
         summary[key]["meets_goal"] = None if goal is None else summary[key]["first_draw_since_spawn"] <= goal
@@ -201,44 +221,49 @@ def medians(reps: list[dict]) -> dict:
 
 
 def table(summary: dict) -> tuple[list[str], list[list[str]]]:
-    headers = ["situation"] + [h for _, h in COLUMNS] + ["goal"]
+    headers = ["situation"] + [h for _, h in COLUMNS] + ["goal", "others' load"]
     rows = []
     for key, what in SITUATIONS.items():
         s = summary[key]
         goal = "report only" if s["goal_s"] is None else (
             f"≤ {s['goal_s']:g} s: {'met' if s['meets_goal'] else 'NOT met'}")
-        rows.append([f"({key}) {what}"] + [f"{s[col]:.3f}" for col, _ in COLUMNS] + [goal])
+        rows.append([f"({key}) {what}"] + [f"{s[col]:.3f}" for col, _ in COLUMNS]
+                    + [goal, f"{s['others_load_max']:.2f}"])
     return headers, rows
 
 
 def markdown_report(summary, n_reps, machine, versions) -> str:
     headers, rows = table(summary)
-    context = ", ".join(f"`{k}` {v:.3f} s" for k, v in summary["context"].items())
+    context = ", ".join(f"{k}: {v:.3f} s" for k, v in summary["context"].items())
     return ("# Time to first draw\n\n"
             f"Generated by `python benchmarks/time_to_first_draw.py`.\n\n"
             f"{_report.environment_markdown(machine, versions)}\n"
             f"Seconds, **median over {n_reps} repetitions**, each in fresh processes sharing a fresh "
             "`NUMBA_CACHE_DIR` in the order (a), (b), (c); a new d=100 diagonal-Gaussian target "
             "module with data types (float64[::1], float64[::1]); `mc.sample(..., draws=1, tune=0, "
-            "chains=1)`. 'sample() other' = total - compile_time - wall_time. Method: docstring of "
-            "`benchmarks/time_to_first_draw.py`.\n\n"
+            "chains=1)`. 'sample() other' = total - compile_time - wall_time. 'others' load': the "
+            "largest, over the repetitions, average number of cores other processes kept busy while "
+            "the child ran (each child first waits up to --max-wait s for a quiet machine). Method: "
+            "docstring of `benchmarks/time_to_first_draw.py`.\n\n"
             + _report.markdown_table(headers, rows)
-            + f"\n\nFor context, spawn to exit: {context}.\n")
+            + f"\n\nFor context: {context}.\n")
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reps", type=int, default=3, help="repetitions of (a), (b), (c)")
     p.add_argument("--out", default=str(_report.RESULTS_DIR), help="directory for the result files")
+    p.add_argument("--max-wait", type=float, default=60.0,
+                   help="seconds to wait before each process for other processes to fall below 0.2 cores")
     args = p.parse_args(argv)
     machine = _report.machine_info()
     versions = _report.package_versions(PACKAGES)
-    reps = [repetition(i + 1) for i in range(args.reps)]
+    reps = [repetition(i + 1, args.max_wait) for i in range(args.reps)]
     summary = medians(reps)
     headers, rows = table(summary)
     print(f"\nMedian over {args.reps} repetitions (seconds):\n")
     print(_report.text_table(headers, rows))
-    print("\ncontext (spawn to exit): " + ", ".join(f"{k} {v:.3f} s" for k, v in summary["context"].items()))
+    print("\ncontext: " + ", ".join(f"{k} {v:.3f} s" for k, v in summary["context"].items()))
     data = {"description": "time from process start to the first NUTS draw; see benchmarks/time_to_first_draw.py",
             "machine": machine, "versions": versions, "dim": DIM, "situations": SITUATIONS,
             "goals_s": GOALS, "summary_median": summary, "repetitions": reps}
