@@ -6,6 +6,10 @@ import argparse
 import sys
 
 
+DEFAULT_COMPARISON = ("gmm40_d2", "eight_schools_noncentered")
+DEFAULT_BUDGET = 2e5
+
+
 def _parser():
     p = argparse.ArgumentParser(prog="mcsample", description="Sample built-in targets and compare samplers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -17,6 +21,17 @@ def _parser():
     s.add_argument("--chains", type=int, default=4)
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    c = sub.add_parser("compare", help="run samplers side by side at an equal evaluation budget")
+    c.add_argument("--target", action="append", default=None,
+                   help="catalogue name (repeatable); default: " + ", ".join(DEFAULT_COMPARISON))
+    c.add_argument("--samplers", default=None, help="comma-separated; default: every available sampler")
+    c.add_argument("--budget", type=float, default=None,
+                   help="target evaluations per sampler, warmup included (default 2e5 per target)")
+    c.add_argument("--chains", type=int, default=4)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", default="mcsample-comparison", help="directory for the table, netCDF and plots")
+    c.add_argument("--sinkhorn", action="store_true", help="also the entropic W2 (reg 0.05; slow on the CPU)")
+    c.add_argument("--no-progress", action="store_true")
     sub.add_parser("targets", help="list the catalogue")
     sub.add_parser("samplers", help="list the samplers")
     return p
@@ -49,11 +64,35 @@ def _sample(args):
           f"sd ratio in [{sd_ratio.min():.3f}, {sd_ratio.max():.3f}]")
 
 
+def _compare(args):
+    from pathlib import Path
+
+    import targets
+    from mcsample import compare as cmp
+    from mcsample import samplers
+
+    names = args.target or [t for t in DEFAULT_COMPARISON if t in targets.available()]
+    sampler_list = args.samplers or ",".join(samplers.available())
+    for name in names:
+        out = Path(args.out) / name
+        print(f"\n== {name}: {sampler_list} ==", flush=True)
+        ds = cmp.compare(name, sampler_list, budget=args.budget or DEFAULT_BUDGET, chains=args.chains,
+                         seed=args.seed, progressbar=not args.no_progress, out=out, sinkhorn=args.sinkhorn)
+        print(cmp.format_table(ds))
+        print(f"(written to {out}/: comparison.nc, table.md, *.png)")
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     if args.command == "sample":
         try:
             _sample(args)
+        except ValueError as err:
+            print(f"mcsample: error: {err}", file=sys.stderr)
+            return 2
+    elif args.command == "compare":
+        try:
+            _compare(args)
         except ValueError as err:
             print(f"mcsample: error: {err}", file=sys.stderr)
             return 2

@@ -21,7 +21,7 @@ _CHUNK_SECONDS = 0.25  # progress and Ctrl-C are handled between compiled chunks
 
 
 def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None, init=None,
-           progressbar=True, executor=None, save_warmup=False, **settings):
+           progressbar=True, executor=None, save_warmup=False, max_evals=None, **settings):
     """Draw ``chains`` x ``draws`` samples from ``target`` after ``tune`` warmup iterations.
 
     Parameters
@@ -43,6 +43,10 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
         ``dask.distributed.Client(...).get_executor()``.
     save_warmup : bool
         Also return the warmup draws as ``warmup_posterior`` / ``warmup_sample_stats``.
+    max_evals : int, optional
+        A budget of target evaluations (log densities plus gradients, warmup included) shared
+        equally by the chains: a chain stops once it has spent its share, and all chains are cut
+        to the shortest. ``attrs["n_logp"]``/``["n_grad"]`` count everything spent.
     **settings
         Overrides of the sampler's settings, e.g. ``max_depth=8``.
 
@@ -63,6 +67,9 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
             f"sampler {cfg.name!r} needs a gradient but target {target.name!r} has no logp_grad; "
             f"gradient-free samplers: {', '.join(free) if free else 'none available yet'}")
     inits = _check_init(init, chains, target.dim)
+    if max_evals is not None and not max_evals > 0:
+        raise ValueError(f"max_evals must be positive, got {max_evals!r}")
+    chain_budget = None if max_evals is None else max_evals / chains
     seed_seq = np.random.SeedSequence(seed)
     chain_seeds = seed_seq.spawn(chains)
 
@@ -71,7 +78,8 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
     compile_time = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    results, interrupted = _run_chains(cfg, target, chain_seeds, inits, tune, draws, progressbar, executor)
+    results, interrupted = _run_chains(cfg, target, chain_seeds, inits, tune, draws, progressbar,
+                                       executor, chain_budget)
     wall_time = time.perf_counter() - t0
     return _assemble(cfg, target, results, tune, draws, save_warmup, interrupted, {
         "sampler": cfg.name,
@@ -151,9 +159,10 @@ class ChainResult:
     tuned: dict = field(default_factory=dict)
 
 
-def run_chain(cfg, target, seed, init, tune, draws, chain=0, progress=None, stop=None):
-    """One chain from its own SeedSequence; stops early (keeping its draws) when ``stop`` is set.
-    Module-level and picklable, so any executor can run it."""
+def run_chain(cfg, target, seed, init, tune, draws, chain=0, progress=None, stop=None, budget=None):
+    """One chain from its own SeedSequence; stops early (keeping its draws) when ``stop`` is set
+    or once it has spent ``budget`` evaluations. Module-level and picklable, so any executor can
+    run it."""
     rng = np.random.Generator(np.random.PCG64(seed))
     q0, n_init = _initial_point(cfg, target, rng, init, chain)
     init_logp, init_grad = (0, n_init) if cfg.needs_grad else (n_init, 0)
@@ -162,6 +171,12 @@ def run_chain(cfg, target, seed, init, tune, draws, chain=0, progress=None, stop
     done = 0
     chunk = 10
     while done < total and not (stop is not None and stop.is_set()):
+        if budget is not None:
+            spent = _spent(runner, done) + init_logp + init_grad
+            if spent >= budget:
+                break
+            if done:  # do not overshoot the budget by more than about one iteration
+                chunk = min(chunk, max(1, int((budget - spent) * done / spent)))
         stop_at = min(total, done + chunk)
         t0 = time.perf_counter()
         runner.run(done, stop_at)
@@ -174,7 +189,11 @@ def run_chain(cfg, target, seed, init, tune, draws, chain=0, progress=None, stop
                        runner.extra_logp + init_logp, runner.extra_grad + init_grad, runner.tuned())
 
 
-def _run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor):
+def _spent(runner, done):
+    return int(runner.n_logp[:done].sum() + runner.n_grad[:done].sum() + runner.extra_logp + runner.extra_grad)
+
+
+def _run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, chain_budget=None):
     chains = len(seeds)
     bars = _progress_bars(chains, tune + draws, progressbar)
     stop = threading.Event()
@@ -185,7 +204,8 @@ def _run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor):
     futures = {}
     for c in range(chains):
         extra = dict(progress=bars[c].update if bars else None, stop=stop) if local else {}
-        futures[executor.submit(run_chain, cfg, target, seeds[c], inits[c], tune, draws, chain=c, **extra)] = c
+        futures[executor.submit(run_chain, cfg, target, seeds[c], inits[c], tune, draws, chain=c,
+                                budget=chain_budget, **extra)] = c
     interrupted = False
     try:
         pending = set(futures)
@@ -243,9 +263,9 @@ def _assemble(cfg, target, results, tune, draws, save_warmup, interrupted, attrs
         return out
 
     attrs = dict(attrs)
-    attrs.update(
-        n_logp=int(sum(r.n_logp[:n_done].sum() + r.extra_logp for r in kept)),
-        n_grad=int(sum(r.n_grad[:n_done].sum() + r.extra_grad for r in kept)),
+    attrs.update(  # everything spent, including draws of longer chains cut to the shortest
+        n_logp=int(sum(r.n_logp[:r.done].sum() + r.extra_logp for r in kept)),
+        n_grad=int(sum(r.n_grad[:r.done].sum() + r.extra_grad for r in kept)),
         interrupted=bool(interrupted),
         chains_returned=len(kept),
         tuned=_json_list([r.tuned for r in kept]),
