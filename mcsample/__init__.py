@@ -7,10 +7,13 @@
 
 from . import samplers
 from ._version import __version__
+from .compare import compare
+from .compare import format_table as compare_table
 from .sample import sample
 from .target import Target
 
-__all__ = ["Target", "sample", "samplers", "testing", "__version__"]
+__all__ = ["Target", "sample", "compare", "compare_table", "samplers", "testing", "__version__"]
+
 
 
 def __getattr__(name):

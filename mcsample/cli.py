@@ -68,7 +68,7 @@ def _compare(args):
     from pathlib import Path
 
     import targets
-    from mcsample import compare as cmp
+    from mcsample.compare import compare, format_table
     from mcsample import samplers
 
     names = args.target or [t for t in DEFAULT_COMPARISON if t in targets.available()]
@@ -76,9 +76,9 @@ def _compare(args):
     for name in names:
         out = Path(args.out) / name
         print(f"\n== {name}: {sampler_list} ==", flush=True)
-        ds = cmp.compare(name, sampler_list, budget=args.budget or DEFAULT_BUDGET, chains=args.chains,
+        ds = compare(name, sampler_list, budget=args.budget or DEFAULT_BUDGET, chains=args.chains,
                          seed=args.seed, progressbar=not args.no_progress, out=out, sinkhorn=args.sinkhorn)
-        print(cmp.format_table(ds))
+        print(format_table(ds))
         print(f"(written to {out}/: comparison.nc, table.md, *.png)")
 
 

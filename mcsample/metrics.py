@@ -111,4 +111,4 @@ def entropic_mode_coverage(x, centres) -> float:
     equally, 0 when all draws sit in one mode."""
     w = mode_weights(x, centres)
     w = w[w > 0]
-    return float(-(w * np.log(w)).sum() / np.log(len(centres)))
+    return float(max(0.0, -(w * np.log(w)).sum() / np.log(len(centres))))

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from mcsample import compare as cmp
+import importlib
+
 from mcsample.cli import main
 from mcsample.samplers import NUTS
 from targets import gaussians
+
+cmp = importlib.import_module("mcsample.compare")  # the module; mcsample.compare is the function
 
 
 @dataclass(frozen=True)

@@ -169,3 +169,38 @@ def test_ctrl_c_returns_draws_so_far(gauss, monkeypatch):
     n = idata.posterior["x"].shape[1]
     assert 0 < n < 200000
     assert np.all(np.isfinite(idata.posterior["x"].values))
+
+
+@numba.njit
+def _reciprocal(v):
+    return 1.0 / v  # ZeroDivisionError at v == 0 under numba's default error model
+
+
+@numba.njit
+def raises_off_support(x, c):
+    if x[0] < -1.0:
+        _reciprocal(0.0)
+    return -0.5 * np.sum(x * x)
+
+
+@numba.njit
+def raises_off_support_grad(x, c):
+    if x[0] < -1.0:
+        _reciprocal(0.0)
+    return -0.5 * np.sum(x * x), -x.copy()
+
+
+def test_exceptions_in_the_log_density_are_rejections_not_crashes():
+    """An exception inside a compiled kernel cannot propagate; unguarded, numba would return a
+    garbage value (0.0, or a null gradient that crashes the process). It must count as NaN."""
+    t = mc.Target(raises_off_support, 2, logp_grad=raises_off_support_grad, args=(np.zeros(2),))
+    with pytest.raises(ZeroDivisionError):
+        t.logp(np.array([-2.0, 0.0]))  # from Python the user's own exception surfaces
+    idata = run(t, init=np.zeros(2), draws=300, tune=300)
+    assert np.all(idata.posterior["x"].values[..., 0] >= -1.0)
+
+
+def test_test_point_search_explains_exceptions():
+    with pytest.raises(ValueError, match="not finite") as err:
+        mc.Target(lambda x, c: 1 / 0, 2, args=(np.zeros(2),))
+    assert isinstance(err.value.__cause__, ZeroDivisionError)

@@ -157,16 +157,28 @@ def test_dense_metric_on_correlated_gaussian(seed_offset):
     assert ess_per_grad(dense) > 5 * ess_per_grad(diag)
 
 
-POSTERIORS = ["eight_schools_noncentered", "arK", "kidiq_momiq", "earnings_logearn_interaction_z"]
+POSTERIORS = ["eight_schools_noncentered", "arK", "kidiq_momiq", "earnings_logearn_interaction_z",
+              "gp_pois_regr", "low_dim_gauss_mix", "mesquite", "sblrc_blr", "logistic_breast_cancer"]
+SLOW_POSTERIORS = ["diamonds"]  # tree depth ~10 at adapt_delta 0.99: ~20 s
 
 
-def reference_target_accept(name):
-    """posteriordb's reference run used adapt_delta 0.95 for eight schools, 0.8 elsewhere; at 0.8
-    Stan too has occasional divergences there (we see 0-3 per 4000 draws)."""
-    return 0.95 if name == "eight_schools_noncentered" else 0.8
+def reference_settings(name):
+    """NUTS settings of the run that made the reference draws (posteriordb's adapt_delta and
+    max_treedepth): at Stan's defaults eight schools and gp_pois_regr have occasional
+    divergences, in Stan as here."""
+    from targets import posteriordb
+    if name not in posteriordb.NAMES:
+        return {}
+    info = json.loads((posteriordb.DATA_DIR / posteriordb.load(name)["posterior"] /
+                       "reference_draws.info.json").read_text())
+    control = info["inference"]["method_arguments"].get("control", {})
+    out = {"target_accept": control.get("adapt_delta", 0.8)}
+    if "max_treedepth" in control:
+        out["max_depth"] = control["max_treedepth"]
+    return out
 
 
-@pytest.mark.parametrize("name", POSTERIORS)
+@pytest.mark.parametrize("name", POSTERIORS + [pytest.param(n, marks=pytest.mark.slow) for n in SLOW_POSTERIORS])
 def test_posteriordb_reference(name, seed_offset):
     """4 chains x 1000 draws against posteriordb's reference draws, at the reference run's
     adapt_delta, with no divergences. Every mean and sd must sit within a Bonferroni z (alpha
@@ -176,7 +188,7 @@ def test_posteriordb_reference(name, seed_offset):
     10%) is measured across seeds by benchmarks/posteriordb_accuracy.py: as a test it would
     flake on kidiq, whose correlated betas reach only ESS ~850-1500."""
     t, ref = targets.get(name)
-    idata = mc.sample(t, "nuts", seed=2024 + seed_offset, progressbar=False, target_accept=reference_target_accept(name))
+    idata = mc.sample(t, "nuts", seed=2024 + seed_offset, progressbar=False, **reference_settings(name))
     x = ref.to_reference_scale(idata.posterior["x"].values)
     n_ref = len(ref.draws)
     z = z_threshold(1e-4, 2 * len(POSTERIORS) * x.shape[-1])
@@ -190,13 +202,13 @@ def test_posteriordb_reference(name, seed_offset):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", POSTERIORS)
+@pytest.mark.parametrize("name", POSTERIORS + SLOW_POSTERIORS)
 def test_posteriordb_reference_long(name, seed_offset):
     """The slow tier: 4 x 10000 draws, every mean within 4.4 combined standard errors (ours from
     ESS, the reference's from its 10000 near-independent draws) and every sd within 5%."""
     t, ref = targets.get(name)
     idata = mc.sample(t, "nuts", draws=10000, seed=99 + seed_offset, progressbar=False,
-                      target_accept=reference_target_accept(name))
+                      **reference_settings(name))
     x = ref.to_reference_scale(idata.posterior["x"].values.reshape(-1, t.dim))
     ess = _arviz.ess(idata)["x"].values.min()
     se = ref.sd * np.sqrt(1.0 / ess + 1.0 / len(ref.draws))
