@@ -82,26 +82,26 @@ def _compare(args):
         print(f"(written to {out}/: comparison.nc, table.md, *.png)")
 
 
+def _list_targets(args):
+    import targets
+    print("\n".join(targets.available()))
+
+
+def _list_samplers(args):
+    import mcsample as mc
+    print("\n".join(mc.samplers.available()))
+
+
+_COMMANDS = {"sample": _sample, "compare": _compare, "targets": _list_targets, "samplers": _list_samplers}
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
-    if args.command == "sample":
-        try:
-            _sample(args)
-        except ValueError as err:
-            print(f"mcsample: error: {err}", file=sys.stderr)
-            return 2
-    elif args.command == "compare":
-        try:
-            _compare(args)
-        except ValueError as err:
-            print(f"mcsample: error: {err}", file=sys.stderr)
-            return 2
-    elif args.command == "targets":
-        import targets
-        print("\n".join(targets.available()))
-    elif args.command == "samplers":
-        import mcsample as mc
-        print("\n".join(mc.samplers.available()))
+    try:
+        _COMMANDS[args.command](args)
+    except ValueError as err:  # bad names or settings: a message, not a traceback
+        print(f"mcsample: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
