@@ -152,8 +152,13 @@ def test_dense_metric_on_correlated_gaussian(seed_offset):
     diag = mc.sample(t, "nuts", seed=5 + seed_offset, progressbar=False)
     dense = mc.sample(t, "nuts", seed=5 + seed_offset, progressbar=False, metric="dense")
     mcse_check(dense, ref.mean, ref.sd)
-    cov = json.loads(dense.attrs["tuned"])[0]["inv_metric"]
-    np.testing.assert_allclose(cov, ref.extra["cov"], atol=0.25)  # final window: 500 draws
+    # The adapted metric whitens the target: condition number of L^-1 Sigma L^-T near 1 (91
+    # without a metric). Entry-wise checks are too noisy: one window's estimate of the dominant
+    # direction (variance 9.1) has only tens of effective draws and shifts every entry together.
+    for chain in json.loads(dense.attrs["tuned"]):
+        chol = np.linalg.cholesky(np.array(chain["inv_metric"]))
+        whitened = np.linalg.solve(chol, np.linalg.solve(chol, ref.extra["cov"]).T)
+        assert np.linalg.cond(whitened) < 4.0
     assert ess_per_grad(dense) > 5 * ess_per_grad(diag)
 
 
