@@ -170,7 +170,8 @@ def format_table(ds) -> str:
         text = df.dropna(axis=1, how="all").to_string()
     notes = [f"{s}: {st}" for s, st in zip(ds["sampler"].values, ds["status"].values) if st != "ok"]
     header = (f"{ds.attrs['target']} (d={ds.attrs['dim']}), budget {ds.attrs['budget']:.3g} evaluations "
-              f"per sampler, {ds.attrs['chains']} chains, seed {ds.attrs['seed']}; reference: {ds.attrs['reference']}")
+              f"per sampler ({ds.attrs['cost_unit']}), {ds.attrs['chains']} chains, seed {ds.attrs['seed']}; "
+              f"reference: {ds.attrs['reference']}")
     return "\n".join([header, text] + notes)
 
 
