@@ -160,6 +160,10 @@ def _object_mode_cfunc(py_callable, signature, returns_grad: bool):
     return numba.cfunc(signature)(wrapper)
 
 
+class _ReturnTypeError(ValueError):
+    """The user's function returned the wrong kind of value (not retried at other points)."""
+
+
 class Target:
     """An unnormalized log-density on R^dim, with an optional gradient.
 
@@ -217,6 +221,7 @@ class Target:
         self.test_point = self._find_test_point(test_point)
         if logp_grad is not None:
             self._check_gradient(self.test_point, check_grad)
+            self.logp_grad_fn  # compile now: its type errors belong to construction
 
     # -- compiled functions ---------------------------------------------------------------------
 
@@ -225,31 +230,43 @@ class Target:
         return self._logp_grad_user is not None
 
     def _build_functions(self):
+        """Signatures now; the guarded cfuncs on first use (each costs ~1 s to compile the first
+        time a function is seen, and NUTS never needs ``logp_fn``)."""
         if self.is_compiled:
             arg_types = _numba_types_of(self.args)
-            kernel_args = self.args
+            self.kernel_args = self.args
         else:  # object mode: bind the data in Python, kernels get an empty data tuple
-            arg_types, kernel_args = (), ()
-        self.kernel_args = kernel_args
-        lp_sig = types.float64(types.float64[::1], *arg_types)
-        lg_sig = types.Tuple((types.float64, types.float64[::1]))(types.float64[::1], *arg_types)
+            arg_types, self.kernel_args = (), ()
+        self._lp_sig = types.float64(types.float64[::1], *arg_types)
+        self._lg_sig = types.Tuple((types.float64, types.float64[::1]))(types.float64[::1], *arg_types)
+        self._logp_fn = self._logp_grad_fn = None
+
+    @property
+    def logp_fn(self):
+        """``logp`` as a cfunc of fixed type for the kernels; exceptions inside it give NaN."""
+        if self._logp_fn is None:
+            self._logp_fn = self._kernel_function(self._logp_user, self._lp_sig, "logp", "a float")
+        return self._logp_fn
+
+    @property
+    def logp_grad_fn(self):
+        """``logp_grad`` as a cfunc of fixed type for the kernels, or None without a gradient."""
+        if self._logp_grad_fn is None and self._logp_grad_user is not None:
+            self._logp_grad_fn = self._kernel_function(self._logp_grad_user, self._lg_sig, "logp_grad",
+                                                       "a tuple (float, float64 1-D array)")
+        return self._logp_grad_fn
+
+    def _kernel_function(self, user, signature, what, expected):
         if self.is_compiled:
-            self.logp_fn = _compile_user(self._logp_user, lp_sig, "logp", "a float")
-            self.logp_grad_fn = (None if self._logp_grad_user is None else
-                                 _compile_user(self._logp_grad_user, lg_sig, "logp_grad",
-                                               "a tuple (float, float64 1-D array)"))
-        else:
-            data = self.args
-            lp_user, lg_user = self._logp_user, self._logp_grad_user
-            self.logp_fn = _object_mode_cfunc(lambda x: lp_user(x, *data), lp_sig, False)
-            self.logp_grad_fn = (None if lg_user is None else
-                                 _object_mode_cfunc(lambda x: lg_user(x, *data), lg_sig, True))
+            return _compile_user(user, signature, what, expected)
+        data = self.args
+        return _object_mode_cfunc(lambda x: user(x, *data), signature, what == "logp_grad")
 
     # Targets travel to other processes (Dask, process pools): cfuncs do not pickle, so they are
     # rebuilt on arrival from the user's functions (numba dispatchers pickle by reference).
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("logp_fn", "logp_grad_fn", "kernel_args"):
+        for key in ("_logp_fn", "_logp_grad_fn", "kernel_args", "_lp_sig", "_lg_sig"):
             state.pop(key, None)
         return state
 
@@ -264,16 +281,21 @@ class Target:
         exceptions surface here (inside the samplers they count as a rejected proposal)."""
         x = self._as_point(x)
         self.n_logp += 1
-        return float(self._logp_user(x, *self.args))
+        value = self._logp_user(x, *self.args)
+        if not isinstance(value, (float, int, np.floating, np.integer)) or isinstance(value, bool):
+            raise _ReturnTypeError(f"logp must return a float, got {type(value).__name__}")
+        return float(value)
 
     def logp_grad(self, x):
         """(log p(x), grad log p(x)); counted in ``n_grad``."""
-        if self.logp_grad_fn is None:
+        if self._logp_grad_user is None:
             raise ValueError(f"Target {self.name!r} has no logp_grad")
         x = self._as_point(x)
         self.n_grad += 1
-        lp, g = self._logp_grad_user(x, *self.args)
-        return float(lp), np.asarray(g, dtype=np.float64)
+        out = self._logp_grad_user(x, *self.args)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise _ReturnTypeError(f"logp_grad must return a tuple (float, gradient), got {type(out).__name__}")
+        return float(out[0]), np.asarray(out[1], dtype=np.float64)
 
     def _as_point(self, x):
         x = np.ascontiguousarray(x, dtype=np.float64)
@@ -305,6 +327,8 @@ class Target:
         first exception is kept to explain a search that finds nothing."""
         try:
             value = self.logp(x)
+        except _ReturnTypeError:
+            raise
         except Exception as err:  # the user's function may fail off its support
             self._first_error = getattr(self, "_first_error", None) or err
             return -np.inf
