@@ -221,7 +221,7 @@ class Target:
         self.test_point = self._find_test_point(test_point)
         if logp_grad is not None:
             self._check_gradient(self.test_point, check_grad)
-            self.logp_grad_fn  # compile now: its type errors belong to construction
+            _ = self.logp_grad_fn  # compile now: its type errors belong to construction
 
     # -- compiled functions ---------------------------------------------------------------------
 
