@@ -11,7 +11,6 @@ benchmarks/results/posteriordb_accuracy.md.
 
 import argparse
 import datetime
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +24,8 @@ NAMES = list(posteriordb.NAMES) + ["logistic_breast_cancer"]
 
 
 def reference_settings(name):
-    if name not in posteriordb.NAMES:
-        return {}
-    info = json.loads((posteriordb.DATA_DIR / posteriordb.load(name)["posterior"] /
-                       "reference_draws.info.json").read_text())
-    control = info["inference"]["method_arguments"].get("control", {})
-    out = {"target_accept": control.get("adapt_delta", 0.8)}
-    if "max_treedepth" in control:
-        out["max_depth"] = control["max_treedepth"]
-    return out
+    """The reference run's adapt_delta / max_treedepth for posteriordb posteriors, else defaults."""
+    return posteriordb.reference_nuts_settings(name) if name in posteriordb.NAMES else {}
 
 
 def measure(name, seed):

@@ -34,11 +34,6 @@ _MAX_TEST_POINTS = 100
 
 
 @numba.njit(cache=True)
-def _call_logp(fn, x, args):
-    return fn(x, *args)
-
-
-@numba.njit(cache=True)
 def _call_logp_grad(fn, x, args):
     return fn(x, *args)
 

@@ -1040,6 +1040,18 @@ def _read_reference(posterior):
     return tuple(names), draws
 
 
+def reference_nuts_settings(name: str) -> dict:
+    """mcsample NUTS settings matching the Stan run that made ``name``'s reference draws
+    (its adapt_delta and max_treedepth): at Stan's defaults eight schools and gp_pois_regr have
+    occasional divergences, in Stan as here."""
+    info = json.loads((DATA_DIR / _MODELS[name].posterior / "reference_draws.info.json").read_text())
+    control = info["inference"]["method_arguments"].get("control", {})
+    out = {"target_accept": control.get("adapt_delta", 0.8)}
+    if "max_treedepth" in control:
+        out["max_depth"] = control["max_treedepth"]
+    return out
+
+
 def load(name: str) -> dict:
     """Kernels, data and reference draws of one of the posteriors in ``NAMES``.
 

@@ -12,7 +12,7 @@ import mcsample as mc
 import targets
 from mcsample import _arviz
 from mcsample.testing import apply_kernel, assert_invariant
-from targets import gaussians
+from targets import gaussians, posteriordb
 
 
 @numba.njit
@@ -168,19 +168,8 @@ SLOW_POSTERIORS = ["diamonds"]  # tree depth ~10 at adapt_delta 0.99: ~20 s
 
 
 def reference_settings(name):
-    """NUTS settings of the run that made the reference draws (posteriordb's adapt_delta and
-    max_treedepth): at Stan's defaults eight schools and gp_pois_regr have occasional
-    divergences, in Stan as here."""
-    from targets import posteriordb
-    if name not in posteriordb.NAMES:
-        return {}
-    info = json.loads((posteriordb.DATA_DIR / posteriordb.load(name)["posterior"] /
-                       "reference_draws.info.json").read_text())
-    control = info["inference"]["method_arguments"].get("control", {})
-    out = {"target_accept": control.get("adapt_delta", 0.8)}
-    if "max_treedepth" in control:
-        out["max_depth"] = control["max_treedepth"]
-    return out
+    """The reference run's adapt_delta / max_treedepth for posteriordb posteriors, else defaults."""
+    return posteriordb.reference_nuts_settings(name) if name in posteriordb.NAMES else {}
 
 
 @pytest.mark.parametrize("name", POSTERIORS + [pytest.param(n, marks=pytest.mark.slow) for n in SLOW_POSTERIORS])
