@@ -74,7 +74,7 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
     chain_seeds = seed_seq.spawn(chains)
 
     t0 = time.perf_counter()
-    _compile(cfg, target)
+    _compile(cfg, target, inits[0])
     compile_time = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -137,10 +137,12 @@ def _initial_point(cfg, target, rng, init, chain):
                      "uniform(-2, 2) initial points; pass init= inside the support")
 
 
-def _compile(cfg, target):
+def _compile(cfg, target, init):
     """Compile (or load from cache) the family's kernels on a throwaway two-iteration run, so
-    that wall_time excludes compilation."""
-    runner = cfg.start_chain(target, np.random.default_rng(0), target.test_point, 1, 1)
+    that wall_time excludes compilation. It starts where chain 0 would (or a point chosen the
+    same way), which also surfaces a bad init (GPSS at its origin, say) before any thread runs."""
+    q0, _ = _initial_point(cfg, target, np.random.default_rng(0), init, 0)
+    runner = cfg.start_chain(target, np.random.default_rng(0), q0, 1, 1)
     runner.run(0, 2)
 
 

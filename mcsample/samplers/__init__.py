@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 from ._base import SamplerSettings
+from .gpss import GPSS
 from .nuts import NUTS
+from .slice import EllipticalSlice, HitAndRunSlice
 
-__all__ = ["available", "resolve", "SamplerSettings", "NUTS"]
+__all__ = ["available", "resolve", "SamplerSettings", "NUTS", "GPSS", "EllipticalSlice", "HitAndRunSlice"]
 
-_REGISTRY = {cls.name: cls for cls in (NUTS,)}
+_REGISTRY = {cls.name: cls for cls in (NUTS, GPSS, EllipticalSlice, HitAndRunSlice)}
 
 
 def available() -> list[str]:

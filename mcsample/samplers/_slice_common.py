@@ -1,0 +1,194 @@
+"""What the three slice samplers share outside their kernels: the frame settings (an affine map
+fitted during warmup and frozen before the kept draws), adaptation of the window width w, and a
+chain runner that drives a family's compiled chunk function.
+
+Warmup, when ``centring`` is not "none": the frame is refitted at the end of each of Stan's
+doubling windows (75-iteration initial buffer, windows of 25, 50, 100, ..., 50-iteration terminal
+buffer; Stan's ``windowed_adaptation``) from the draws of the window just finished, then frozen.
+The state keeps its x and is re-expressed in the new frame. The width w (GPSS, hit-and-run) is adapted in every warmup
+iteration towards one step-out per update, restarting at each refit, and frozen with the frame
+at the end of warmup. Changing either during the kept draws would break the Markov property.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import numpy as np
+
+from .._core.adaptation import stan_schedule
+from .._core.slice import diagonal_frame, dense_frame, frame_to_x, identity_frame, x_to_frame
+from ._base import ChainRunner, SamplerSettings
+
+CENTRINGS = ("none", "diag", "dense")
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceSettings(SamplerSettings):
+    """Frame settings shared by the slice samplers (see the module docstring).
+
+    centring : "dense" (default), "diag" or "none": fit x = c + L z during warmup, with c the
+        coordinate-wise median and L from robust scales (and rank correlations); see ``fit_frame``.
+    centre, cov : a fixed frame instead: x = centre + L z with L L^T = cov ((d,) variances or a
+        (d, d) covariance). For elliptical slice sampling this is the prior N(centre, cov).
+    max_evals : log-density evaluations allowed per update (direction, radius, line or ellipse)
+        before it gives up, keeps the current point and counts the draw as ``exhausted``.
+    """
+
+    centring: str = "dense"
+    centre: np.ndarray | None = None
+    cov: np.ndarray | None = None
+    max_evals: int = 10_000
+
+    def validate(self, dim: int) -> None:
+        if self.centring not in CENTRINGS:
+            raise ValueError(f"centring must be one of {CENTRINGS}, got {self.centring!r}")
+        if self.max_evals < 4:
+            raise ValueError(f"max_evals must be at least 4, got {self.max_evals}")
+        if self.centre is not None:
+            c = np.asarray(self.centre, dtype=float)
+            if c.shape != (dim,) or not np.all(np.isfinite(c)):
+                raise ValueError(f"centre must be a finite array of shape ({dim},), got {c.shape}")
+        if self.cov is not None:
+            fixed_frame(self, dim)  # raises on a bad covariance
+
+
+@dataclasses.dataclass(frozen=True)
+class WidthSettings(SliceSettings):
+    """Adds the window width of stepping-out (GPSS radius, hit-and-run line).
+
+    w : initial width, in frame units. adapt_w : tune w during warmup only, then freeze it.
+    """
+
+    w: float = 1.0
+    adapt_w: bool = True
+
+    def validate(self, dim: int) -> None:
+        super().validate(dim)
+        if not (np.isfinite(self.w) and self.w > 0):
+            raise ValueError(f"w must be a positive number, got {self.w}")
+
+
+def fixed_frame(settings: SliceSettings, dim: int):
+    """The frame given by ``centre``/``cov``, or None when it is to be fitted (or is the identity)."""
+    if settings.centre is None and settings.cov is None:
+        return None
+    centre = np.zeros(dim) if settings.centre is None else np.asarray(settings.centre, dtype=float)
+    if settings.cov is None:
+        return diagonal_frame(centre, np.ones(dim))
+    cov = np.asarray(settings.cov, dtype=float)
+    if cov.shape == (dim,):
+        if not np.all(np.isfinite(cov)) or np.any(cov <= 0):
+            raise ValueError("cov given as variances must be finite and positive")
+        return diagonal_frame(centre, np.sqrt(cov))
+    if cov.shape != (dim, dim):
+        raise ValueError(f"cov must have shape ({dim},) or ({dim}, {dim}), got {cov.shape}")
+    try:
+        return dense_frame(centre, np.linalg.cholesky(cov))
+    except np.linalg.LinAlgError:
+        raise ValueError("cov is not positive definite") from None
+
+
+def fit_frame(x: np.ndarray, centring: str):
+    """Frame from warmup draws x (n, d), robust to heavy tails (a Cauchy has no mean or
+    covariance) and exact for Gaussians: centre = coordinate-wise median, scales = IQR / 1.349,
+    and for "dense" the correlation 2 sin(pi rho_S / 6) from Spearman's rank correlation rho_S.
+    Variances are regularised towards 1e-3 like Stan's metric, so a coordinate that did not move
+    in the window cannot give a zero scale."""
+    n, d = x.shape
+    centre = np.median(x, axis=0)
+    q75, q25 = np.percentile(x, [75, 25], axis=0)
+    var = (n / (n + 5.0)) * ((q75 - q25) / 1.349) ** 2 + 1e-3 * 5.0 / (n + 5.0)
+    scale = np.sqrt(var)
+    if centring == "diag" or d == 1:
+        return diagonal_frame(centre, scale)
+    ranks = np.argsort(np.argsort(x, axis=0), axis=0).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.nan_to_num(np.corrcoef(ranks, rowvar=False))
+    corr = 2.0 * np.sin(np.pi * rho / 6.0)
+    np.fill_diagonal(corr, 1.0)
+    vals, vecs = np.linalg.eigh(corr)  # the rank-based matrix need not be positive definite
+    corr = (vecs * np.maximum(vals, 1e-6)) @ vecs.T
+    return dense_frame(centre, np.linalg.cholesky(corr * np.outer(scale, scale)))
+
+
+def frame_fit_windows(tune: int, settings: SliceSettings) -> tuple:
+    """Warmup windows (begin, end) whose draws refit the frame at ``end`` (none: it never changes)."""
+    if settings.centring == "none" or settings.centre is not None or settings.cov is not None:
+        return ()
+    schedule = stan_schedule(tune)
+    begins = (schedule.init_buffer,) + tuple(e + 1 for e in schedule.window_ends[:-1])
+    return tuple((b, e + 1) for b, e in zip(begins, schedule.window_ends))
+
+
+def new_width_state(w: float) -> np.ndarray:
+    """[log w, adaptation count], updated in place by ``adapt_width`` inside the kernels."""
+    return np.array([np.log(w), 0.0])
+
+
+class SliceChain(ChainRunner):
+    """Chain runner for a slice family: holds the frame and the state z in it, runs the family's
+    compiled chunk in segments that respect the frame refits, and records what warmup tuned.
+
+    Subclasses set ``stat_dtypes`` and implement ``_reset_state()`` (recompute cached
+    quantities after z or the frame changed) and ``_run_chunk(lo, hi, adapt)``."""
+
+    stat_dtypes: ClassVar[dict] = {}
+
+    def __init__(self, settings, target, rng, q0, tune, draws):
+        super().__init__(settings, target, rng, q0, tune, draws)
+        d = target.dim
+        self.frame = fixed_frame(settings, d) or identity_frame(d)
+        self.fit_windows = frame_fit_windows(tune, settings)
+        self.fit_ends = {end: begin for begin, end in self.fit_windows}
+        self.width = new_width_state(getattr(settings, "w", 1.0))
+        self.z = np.ascontiguousarray(x_to_frame(self.frame, self.q))
+        self._reset_state()
+
+    def _reset_state(self):
+        raise NotImplementedError
+
+    def _run_chunk(self, lo, hi, adapt):
+        raise NotImplementedError
+
+    def _run_pilot(self, lo, hi):
+        """Warmup iterations before the frame's last refit; the family's own kernel by default."""
+        self._run_chunk(lo, hi, True)
+
+    def run(self, start, stop):
+        last_fit = max(self.fit_ends, default=0)
+        i = start
+        while i < stop:
+            ends = [stop] + [e for e in self.fit_ends if e > i]
+            if i < self.tune:
+                ends.append(self.tune)
+            end = min(ends)
+            if i < last_fit:
+                self._run_pilot(i, end)
+            else:
+                self._run_chunk(i, end, i < self.tune)
+            if end in self.fit_ends:
+                self._refit_frame(end)
+            i = end
+
+    def _refit_frame(self, end):
+        x = self.draws[self.fit_ends[end]:end]
+        q = self.draws[end - 1]
+        self.frame = fit_frame(x, self.settings.centring)
+        self.z = np.ascontiguousarray(x_to_frame(self.frame, q))
+        self.width[1] = 0.0  # w restarts its adaptation in the new units
+        self._reset_state()
+
+    def tuned(self):
+        kind, centre, scale, chol = self.frame
+        out = {"frame": ["identity", "diag", "dense"][kind]}
+        if kind:
+            out["centre"] = centre.tolist()
+            out["scale"] = scale.tolist() if kind == 1 else chol.tolist()
+        if hasattr(self.settings, "w"):
+            out["w"] = float(np.exp(self.width[0]))
+        return out
+
+    def x_of(self, z):
+        return frame_to_x(self.frame, z)

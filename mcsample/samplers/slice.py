@@ -1,0 +1,250 @@
+"""Elliptical slice sampling and hit-and-run uniform slice sampling: the two baselines of the GPSS
+paper, sharing its frame (an affine map fitted during warmup) and its slice primitives.
+
+- Elliptical slice sampling: Murray, Adams & MacKay (2010), "Elliptical slice sampling",
+  AISTATS, JMLR W&CP 9:541-548. For a target p = N(mu, Sigma) * L it moves on the ellipse through
+  the current point and a prior draw, shrinking the angle towards the current point. Here the
+  prior is the frame: N(centre, cov) when given, the fitted frame by default, or N(0, I)
+  (``centring="none"``, the GPSS paper's "naive" form); L = p / prior.
+- Hit-and-run uniform slice sampling: MacKay (2003), "Information Theory, Inference, and
+  Learning Algorithms", ch. 29; Neal (2003), "Slice sampling", Ann. Statist. 31(3). A uniform
+  random direction, then stepping-out and shrinkage on the line, in the frame's coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numba
+import numpy as np
+
+from .._core.slice import (adapt_width, logp_in_frame, shrink_angle, shrink_interval, step_out, to_x,
+                           uniform_direction)
+from ._slice_common import SliceChain, SliceSettings, WidthSettings, new_width_state
+from .gpss import gpss_chunk, polar_log_density
+
+PILOTS = ("gpss", "self")
+
+_jit = numba.njit(cache=True, nogil=True)
+
+# Rows of the work array: a prior draw or line direction, the proposal, z and x buffers.
+_DIR, _POINT, _Z, _X = range(4)
+
+
+def _half_square_norm(z):
+    return 0.5 * float(z @ z)
+
+
+def _validate_pilot(settings, dim):
+    if settings.pilot not in PILOTS:
+        raise ValueError(f"pilot must be one of {PILOTS}, got {settings.pilot!r}")
+
+
+class GPSSPilotChain(SliceChain):
+    """Runs the warmup iterations that fit the frame with GPSS moves when ``pilot="gpss"``.
+
+    Random-direction and elliptical moves in a badly scaled starting frame can wander far into
+    the tails (hit-and-run on kidiq_momiq reached |x| ~ 1e4 in 100 iterations) or crawl (elliptical
+    with a prior much wider or narrower than the posterior), so the frame fitted from their own
+    warmup draws is poor and never recovers. GPSS's radius moves are scale-free, and the GPSS
+    paper tuned its elliptical baseline from a GPSS run in the same way. The kernel's own moves
+    take over after the last refit, where the terminal buffer tunes its w."""
+
+    def _run_pilot(self, lo, hi):
+        d = self.target.dim
+        if self.settings.pilot != "gpss" or d < 2:
+            return super()._run_pilot(lo, hi)
+        if getattr(self, "_pilot_width", None) is None:
+            self._pilot_width = new_width_state(1.0)
+        work = np.zeros((5, d))
+        power = d - 1.0
+        state = np.zeros(2)
+        state[0], state[1] = polar_log_density(self.target.logp_fn, self.target.kernel_args, self.frame,
+                                               self.z, work[4], power)
+        self.extra_logp += 1
+        theta = self.z / state[0]
+        n = hi - lo
+        n_dir, n_rad, n_out, n_shrink = (np.zeros(n, dtype=np.int64) for _ in range(4))
+        w, exhausted = np.zeros(n), np.zeros(n, dtype=np.bool_)
+        sl = slice(lo, hi)
+        lp = self.stats["lp"][sl]
+        gpss_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, state, theta, n,
+                   self._pilot_width, True, power, self.settings.max_evals, work, self.draws[sl], lp,
+                   n_dir, n_rad, n_out, n_shrink, w, exhausted)
+        self.n_logp[sl] = n_dir + n_rad
+        self.stats["n_shrink"][sl] = n_shrink
+        self.stats["exhausted"][sl] = exhausted
+        self.z = state[0] * theta
+
+    def _refit_frame(self, end):
+        super()._refit_frame(end)
+        if getattr(self, "_pilot_width", None) is not None:
+            self._pilot_width[1] = 0.0
+
+
+# -- elliptical slice sampling -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EllipticalSlice(SliceSettings):
+    """Settings for elliptical slice sampling (Murray, Adams & MacKay 2010, AISTATS).
+
+    No tuning parameter: the prior N(centre, cov) is the frame (see ``SliceSettings``). With
+    ``centring="none"`` and no centre/cov it is N(0, I), the GPSS paper's "naive" baseline.
+    pilot : "gpss" (default) runs the warmup iterations that fit the frame with GPSS moves;
+        "self" uses elliptical moves throughout (see ``GPSSPilotChain``).
+    """
+
+    name: ClassVar[str] = "elliptical_slice"
+    citation: ClassVar[str] = "Murray, Adams & MacKay (2010), Elliptical slice sampling, AISTATS, JMLR W&CP 9:541-548"
+
+    pilot: str = "gpss"
+
+    def validate(self, dim: int) -> None:
+        super().validate(dim)
+        _validate_pilot(self, dim)
+
+    def start_chain(self, target, rng, q0, tune, draws):
+        return EllipticalChain(self, target, rng, q0, tune, draws)
+
+
+@_jit
+def elliptical_transition(logp, args, frame, rng, z, log_lik, max_evals, work):
+    """One elliptical slice step in the frame, where the prior is N(0, I) and the likelihood is
+    log L(z) = log p(frame(z)) + |z|^2 / 2. Updates z in place; returns (log L, n_evals, ok)."""
+    nu, point = work[_DIR], work[_POINT]
+    for i in range(nu.size):
+        nu[i] = rng.standard_normal()
+    log_t = log_lik + np.log(rng.random())
+    f, n_evals, ok = shrink_angle(logp, args, frame, z, nu, False, 1.0, 0.5, log_t, rng, point,
+                                  work[_Z], work[_X], max_evals)
+    if ok:
+        z[:] = point
+        return f, n_evals, True
+    return log_lik, n_evals, False
+
+
+@_jit
+def elliptical_chunk(logp, args, frame, rng, z, state, n_iter, max_evals, work,
+                     out_x, out_lp, out_n_logp, out_n_shrink, out_exhausted):
+    """``n_iter`` elliptical slice steps from z with state = [log L(z)]."""
+    for it in range(n_iter):
+        log_lik, n_evals, ok = elliptical_transition(logp, args, frame, rng, z, state[0], max_evals, work)
+        state[0] = log_lik
+        to_x(frame, z, out_x[it])
+        sq = 0.0
+        for i in range(z.size):
+            sq += z[i] * z[i]
+        out_lp[it] = log_lik - 0.5 * sq
+        out_n_logp[it] = n_evals
+        out_n_shrink[it] = n_evals - 1
+        out_exhausted[it] = not ok
+
+
+class EllipticalChain(GPSSPilotChain):
+    stat_dtypes = {"lp": np.float64, "n_shrink": np.int64, "exhausted": np.bool_}
+
+    def _reset_state(self):
+        self.work = np.zeros((4, self.target.dim))
+        lp = logp_in_frame(self.target.logp_fn, self.target.kernel_args, self.frame, self.z, self.work[_X])
+        self.extra_logp += 1
+        self.state = np.array([lp + _half_square_norm(self.z)])
+
+    def _run_chunk(self, lo, hi, adapt):
+        st = self.stats
+        sl = slice(lo, hi)
+        elliptical_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, self.z,
+                         self.state, hi - lo, self.settings.max_evals, self.work, self.draws[sl],
+                         st["lp"][sl], self.n_logp[sl], st["n_shrink"][sl], st["exhausted"][sl])
+
+
+# -- hit-and-run uniform slice sampling --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HitAndRunSlice(WidthSettings):
+    """Settings for hit-and-run uniform slice sampling (MacKay 2003, ch. 29; Neal 2003).
+
+    w : initial stepping-out width on each line, in frame units, tuned during warmup when
+        ``adapt_w``. centring, centre, cov, max_evals : see ``SliceSettings``.
+    pilot : "gpss" (default) runs the warmup iterations that fit the frame with GPSS moves;
+        "self" uses hit-and-run moves throughout (see ``GPSSPilotChain``).
+    """
+
+    name: ClassVar[str] = "hit_and_run_slice"
+    citation: ClassVar[str] = "MacKay (2003), ITILA ch. 29; Neal (2003), Slice sampling, Ann. Statist. 31(3):705-767"
+
+    pilot: str = "gpss"
+
+    def validate(self, dim: int) -> None:
+        super().validate(dim)
+        _validate_pilot(self, dim)
+
+    def start_chain(self, target, rng, q0, tune, draws):
+        return HitAndRunChain(self, target, rng, q0, tune, draws)
+
+
+@_jit
+def hit_and_run_transition(logp, args, frame, rng, z, lp, w, max_evals, work, info):
+    """One hit-and-run slice step from z (log density lp) in the frame; z is updated in place.
+    Returns the new log density; ``info`` receives [n_evals, step-outs, shrinks, exhausted]."""
+    v, point = work[_DIR], work[_POINT]
+    info[:] = 0.0
+    log_t = lp + np.log(rng.random())
+    uniform_direction(rng, v)
+    for i in range(z.size):
+        point[i] = z[i]  # the line's origin: z itself is overwritten by every evaluation
+    lo, hi, n_out, n_expansions, ok = step_out(logp, args, frame, point, v, 0.0, 0.0, w, -np.inf, log_t,
+                                               rng, z, work[_X], max_evals)
+    info[0] = n_out
+    info[1] = n_expansions
+    if ok:
+        s, lp_new, n_shrink, ok = shrink_interval(logp, args, frame, point, v, 0.0, 0.0, lo, hi, log_t,
+                                                  rng, z, work[_X], max_evals)
+        info[0] += n_shrink
+        info[2] = n_shrink - 1
+        if ok:
+            return lp_new
+    z[:] = point
+    info[3] = 1.0
+    return lp
+
+
+@_jit
+def hit_and_run_chunk(logp, args, frame, rng, z, state, n_iter, width, adapt, max_evals, work,
+                      out_x, out_lp, out_n_logp, out_n_out, out_n_shrink, out_w, out_exhausted):
+    """``n_iter`` hit-and-run slice steps from z with state = [log p], adapting w when ``adapt``."""
+    info = np.zeros(4)
+    for it in range(n_iter):
+        w = np.exp(width[0])
+        state[0] = hit_and_run_transition(logp, args, frame, rng, z, state[0], w, max_evals, work, info)
+        if adapt:
+            adapt_width(width, info[1])
+        to_x(frame, z, out_x[it])
+        out_lp[it] = state[0]
+        out_n_logp[it] = int(info[0])
+        out_n_out[it] = int(info[1])
+        out_n_shrink[it] = int(info[2])
+        out_w[it] = w
+        out_exhausted[it] = info[3] > 0.0
+
+
+class HitAndRunChain(GPSSPilotChain):
+    stat_dtypes = {"lp": np.float64, "n_step_out": np.int64, "n_shrink": np.int64, "w": np.float64,
+                   "exhausted": np.bool_}
+
+    def _reset_state(self):
+        self.work = np.zeros((4, self.target.dim))
+        lp = logp_in_frame(self.target.logp_fn, self.target.kernel_args, self.frame, self.z, self.work[_X])
+        self.extra_logp += 1
+        self.state = np.array([lp])
+
+    def _run_chunk(self, lo, hi, adapt):
+        st = self.stats
+        sl = slice(lo, hi)
+        hit_and_run_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, self.z,
+                          self.state, hi - lo, self.width, adapt and self.settings.adapt_w,
+                          self.settings.max_evals, self.work, self.draws[sl], st["lp"][sl],
+                          self.n_logp[sl], st["n_step_out"][sl], st["n_shrink"][sl], st["w"][sl],
+                          st["exhausted"][sl])
