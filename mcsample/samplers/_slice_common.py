@@ -30,26 +30,30 @@ class SliceSettings(SamplerSettings):
 
     centring : "dense" (default), "diag" or "none": fit x = c + L z during warmup, with c the
         coordinate-wise median and L from robust scales (and rank correlations); see ``fit_frame``.
-    centre, cov : a fixed frame instead: x = centre + L z with L L^T = cov ((d,) variances or a
-        (d, d) covariance). For elliptical slice sampling this is the prior N(centre, cov).
-    max_evals : log-density evaluations allowed per update (direction, radius, line or ellipse)
-        before it gives up, keeps the current point and counts the draw as ``exhausted``.
+    loc, cov : a fixed frame instead: x = loc + L z with L L^T = cov ((d,) variances or a
+        (d, d) covariance). For elliptical slice sampling this is the prior N(loc, cov).
+    max_proposals : log-density evaluations allowed in each stepping-out or shrinkage loop
+        before the update gives up, keeps the current point and counts the draw as ``exhausted``.
     """
 
     centring: str = "dense"
-    centre: np.ndarray | None = None
+    loc: np.ndarray | None = None
     cov: np.ndarray | None = None
-    max_evals: int = 10_000
+    max_proposals: int = 10_000
+
+    @property
+    def max_evals(self):  # TODO(lead): drop once gpss.py reads max_proposals
+        return self.max_proposals
 
     def validate(self, dim: int) -> None:
         if self.centring not in CENTRINGS:
             raise ValueError(f"centring must be one of {CENTRINGS}, got {self.centring!r}")
-        if self.max_evals < 4:
-            raise ValueError(f"max_evals must be at least 4, got {self.max_evals}")
-        if self.centre is not None:
-            c = np.asarray(self.centre, dtype=float)
+        if self.max_proposals < 4:
+            raise ValueError(f"max_proposals must be at least 4, got {self.max_proposals}")
+        if self.loc is not None:
+            c = np.asarray(self.loc, dtype=float)
             if c.shape != (dim,) or not np.all(np.isfinite(c)):
-                raise ValueError(f"centre must be a finite array of shape ({dim},), got {c.shape}")
+                raise ValueError(f"loc must be a finite array of shape ({dim},), got {c.shape}")
         if self.cov is not None:
             fixed_frame(self, dim)  # raises on a bad covariance
 
@@ -71,10 +75,10 @@ class WidthSettings(SliceSettings):
 
 
 def fixed_frame(settings: SliceSettings, dim: int):
-    """The frame given by ``centre``/``cov``, or None when it is to be fitted (or is the identity)."""
-    if settings.centre is None and settings.cov is None:
+    """The frame given by ``loc``/``cov``, or None when it is to be fitted (or is the identity)."""
+    if settings.loc is None and settings.cov is None:
         return None
-    centre = np.zeros(dim) if settings.centre is None else np.asarray(settings.centre, dtype=float)
+    centre = np.zeros(dim) if settings.loc is None else np.asarray(settings.loc, dtype=float)
     if settings.cov is None:
         return diagonal_frame(centre, np.ones(dim))
     cov = np.asarray(settings.cov, dtype=float)
@@ -90,7 +94,7 @@ def fixed_frame(settings: SliceSettings, dim: int):
         raise ValueError("cov is not positive definite") from None
 
 
-def fit_frame(x: np.ndarray, centring: str):
+def fit_frame(x: np.ndarray, centring: str, inflation: float = 1.0):
     """Frame from warmup draws x (n, d), robust to heavy tails (a Cauchy has no mean or
     covariance) and exact for Gaussians: centre = coordinate-wise median, scales = IQR / 1.349,
     and for "dense" the correlation 2 sin(pi rho_S / 6) from Spearman's rank correlation rho_S.
@@ -100,7 +104,7 @@ def fit_frame(x: np.ndarray, centring: str):
     centre = np.median(x, axis=0)
     q75, q25 = np.percentile(x, [75, 25], axis=0)
     var = (n / (n + 5.0)) * ((q75 - q25) / 1.349) ** 2 + 1e-3 * 5.0 / (n + 5.0)
-    scale = np.sqrt(var)
+    scale = inflation * np.sqrt(var)
     if centring == "diag" or d == 1:
         return diagonal_frame(centre, scale)
     ranks = np.argsort(np.argsort(x, axis=0), axis=0).astype(float)
@@ -115,7 +119,7 @@ def fit_frame(x: np.ndarray, centring: str):
 
 def frame_fit_windows(tune: int, settings: SliceSettings) -> tuple:
     """Warmup windows (begin, end) whose draws refit the frame at ``end`` (none: it never changes)."""
-    if settings.centring == "none" or settings.centre is not None or settings.cov is not None:
+    if settings.centring == "none" or settings.loc is not None or settings.cov is not None:
         return ()
     schedule = stan_schedule(tune)
     begins = (schedule.init_buffer,) + tuple(e + 1 for e in schedule.window_ends[:-1])
@@ -135,6 +139,7 @@ class SliceChain(ChainRunner):
     quantities after z or the frame changed) and ``_run_chunk(lo, hi, adapt)``."""
 
     stat_dtypes: ClassVar[dict] = {}
+    frame_inflation: ClassVar[float] = 1.0  # fitted scales are multiplied by this
 
     def __init__(self, settings, target, rng, q0, tune, draws):
         super().__init__(settings, target, rng, q0, tune, draws)
@@ -175,7 +180,7 @@ class SliceChain(ChainRunner):
     def _refit_frame(self, end):
         x = self.draws[self.fit_ends[end]:end]
         q = self.draws[end - 1]
-        self.frame = fit_frame(x, self.settings.centring)
+        self.frame = fit_frame(x, self.settings.centring, self.frame_inflation)
         self.z = np.ascontiguousarray(x_to_frame(self.frame, q))
         self.width[1] = 0.0  # w restarts its adaptation in the new units
         self._reset_state()
@@ -184,7 +189,7 @@ class SliceChain(ChainRunner):
         kind, centre, scale, chol = self.frame
         out = {"frame": ["identity", "diag", "dense"][kind]}
         if kind:
-            out["centre"] = centre.tolist()
+            out["loc"] = centre.tolist()
             out["scale"] = scale.tolist() if kind == 1 else chol.tolist()
         if hasattr(self.settings, "w"):
             out["w"] = float(np.exp(self.width[0]))

@@ -4,7 +4,7 @@ paper, sharing its frame (an affine map fitted during warmup) and its slice prim
 - Elliptical slice sampling: Murray, Adams & MacKay (2010), "Elliptical slice sampling",
   AISTATS, JMLR W&CP 9:541-548. For a target p = N(mu, Sigma) * L it moves on the ellipse through
   the current point and a prior draw, shrinking the angle towards the current point. Here the
-  prior is the frame: N(centre, cov) when given, the fitted frame by default, or N(0, I)
+  prior is the frame: N(loc, cov) when given, the fitted frame by default, or N(0, I)
   (``centring="none"``, the GPSS paper's "naive" form); L = p / prior.
 - Hit-and-run uniform slice sampling: MacKay (2003), "Information Theory, Inference, and
   Learning Algorithms", ch. 29; Neal (2003), "Slice sampling", Ann. Statist. 31(3). A uniform
@@ -70,7 +70,7 @@ class GPSSPilotChain(SliceChain):
         sl = slice(lo, hi)
         lp = self.stats["lp"][sl]
         gpss_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, state, theta, n,
-                   self._pilot_width, True, power, self.settings.max_evals, work, self.draws[sl], lp,
+                   self._pilot_width, True, power, self.settings.max_proposals, work, self.draws[sl], lp,
                    n_dir, n_rad, n_out, n_shrink, w, exhausted)
         self.n_logp[sl] = n_dir + n_rad
         self.stats["n_shrink"][sl] = n_shrink
@@ -90,8 +90,8 @@ class GPSSPilotChain(SliceChain):
 class EllipticalSlice(SliceSettings):
     """Settings for elliptical slice sampling (Murray, Adams & MacKay 2010, AISTATS).
 
-    No tuning parameter: the prior N(centre, cov) is the frame (see ``SliceSettings``). With
-    ``centring="none"`` and no centre/cov it is N(0, I), the GPSS paper's "naive" baseline.
+    No tuning parameter: the prior N(loc, cov) is the frame (see ``SliceSettings``). With
+    ``centring="none"`` and no loc/cov it is N(0, I), the GPSS paper's "naive" baseline.
     pilot : "gpss" (default) runs the warmup iterations that fit the frame with GPSS moves;
         "self" uses elliptical moves throughout (see ``GPSSPilotChain``).
     """
@@ -144,6 +144,11 @@ def elliptical_chunk(logp, args, frame, rng, z, state, n_iter, max_evals, work,
 
 class EllipticalChain(GPSSPilotChain):
     stat_dtypes = {"lp": np.float64, "n_shrink": np.int64, "exhausted": np.bool_}
+    # A prior narrower than the posterior makes L = p / prior grow into the tails, where the
+    # ellipses rarely reach; a wider one only costs a few shrinks. On eight_schools_noncentered
+    # (4 seeds x 4 chains x 2000 draws) the smallest ESS went from 28-934 at 1.0 to 226-1338 at
+    # 1.5, with arK and kidiq_momiq no worse.
+    frame_inflation = 1.5
 
     def _reset_state(self):
         self.work = np.zeros((4, self.target.dim))
@@ -155,7 +160,7 @@ class EllipticalChain(GPSSPilotChain):
         st = self.stats
         sl = slice(lo, hi)
         elliptical_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, self.z,
-                         self.state, hi - lo, self.settings.max_evals, self.work, self.draws[sl],
+                         self.state, hi - lo, self.settings.max_proposals, self.work, self.draws[sl],
                          st["lp"][sl], self.n_logp[sl], st["n_shrink"][sl], st["exhausted"][sl])
 
 
@@ -167,7 +172,7 @@ class HitAndRunSlice(WidthSettings):
     """Settings for hit-and-run uniform slice sampling (MacKay 2003, ch. 29; Neal 2003).
 
     w : initial stepping-out width on each line, in frame units, tuned during warmup when
-        ``adapt_w``. centring, centre, cov, max_evals : see ``SliceSettings``.
+        ``adapt_w``. centring, loc, cov, max_proposals : see ``SliceSettings``.
     pilot : "gpss" (default) runs the warmup iterations that fit the frame with GPSS moves;
         "self" uses hit-and-run moves throughout (see ``GPSSPilotChain``).
     """
@@ -245,6 +250,6 @@ class HitAndRunChain(GPSSPilotChain):
         sl = slice(lo, hi)
         hit_and_run_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, self.z,
                           self.state, hi - lo, self.width, adapt and self.settings.adapt_w,
-                          self.settings.max_evals, self.work, self.draws[sl], st["lp"][sl],
+                          self.settings.max_proposals, self.work, self.draws[sl], st["lp"][sl],
                           self.n_logp[sl], st["n_step_out"][sl], st["n_shrink"][sl], st["w"][sl],
                           st["exhausted"][sl])

@@ -58,3 +58,35 @@ def assert_accurate(target, sampler, exact, *, draws=1000, tune=1000, chains=4, 
     if report.failures:
         raise AssertionError(f"{target.name}: {kernel_name(sampler)} is not accurate enough:\n{report}")
     return report
+
+
+def assert_matches_reference(x, ref_mean, ref_sd, n_ref, *, alpha=1e-4, n_checks=None, min_ess=400):
+    """Raise AssertionError unless MCMC draws x (chain, draw, d) match a reference posterior.
+
+    Every mean and sd must lie within a Bonferroni z (``alpha`` split over ``n_checks``, by
+    default 2 d) of the combined Monte Carlo standard error: ours from ArviZ's MCSE (the sd's by
+    the delta method), the reference's from its ``n_ref`` near-independent draws. Each parameter
+    needs ESS >= ``min_ess`` so that the bound stays tight (< 0.25 sd at 400). Returns the largest
+    |mean error| in reference sds."""
+    from scipy import stats
+    from .. import _arviz
+    x = np.asarray(x, dtype=float)
+    ref_mean, ref_sd = np.asarray(ref_mean, dtype=float), np.asarray(ref_sd, dtype=float)
+    n_checks = 2 * x.shape[-1] if n_checks is None else n_checks
+    z = stats.norm.isf(alpha / (2 * n_checks))
+    ess = _arviz.ess_of(x)
+    flat = x.reshape(-1, x.shape[-1])
+    mean_err = np.abs(flat.mean(0) - ref_mean)
+    sd_err = np.abs(flat.std(0, ddof=1) - ref_sd)
+    mean_se = np.sqrt(_arviz.mcse_of(x, "mean") ** 2 + ref_sd**2 / n_ref)
+    sd_se = np.sqrt(_arviz.mcse_of(x, "sd") ** 2 + ref_sd**2 / (2 * (n_ref - 1)))
+    problems = []
+    if np.any(ess < min_ess):
+        problems.append(f"ESS below {min_ess}: {np.round(ess, 0)}")
+    if np.any(mean_err >= z * mean_se):
+        problems.append(f"mean errors {np.round(mean_err / mean_se, 2)} standard errors (bound {z:.2f})")
+    if np.any(sd_err >= z * sd_se):
+        problems.append(f"sd errors {np.round(sd_err / sd_se, 2)} standard errors (bound {z:.2f})")
+    if problems:
+        raise AssertionError("draws do not match the reference: " + "; ".join(problems))
+    return float(np.max(mean_err / ref_sd))

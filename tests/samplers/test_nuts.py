@@ -11,7 +11,7 @@ from scipy import stats
 import mcsample as mc
 import targets
 from mcsample import _arviz
-from mcsample.testing import apply_kernel, assert_invariant
+from mcsample.testing import apply_kernel, assert_invariant, assert_matches_reference
 from targets import gaussians, posteriordb
 
 
@@ -184,14 +184,7 @@ def test_posteriordb_reference(name, seed_offset):
     t, ref = targets.get(name)
     idata = mc.sample(t, "nuts", seed=2024 + seed_offset, progressbar=False, **reference_settings(name))
     x = ref.to_reference_scale(idata.posterior["x"].values)
-    n_ref = len(ref.draws)
-    z = z_threshold(1e-4, 2 * len(POSTERIORS) * x.shape[-1])
-    assert np.all(_arviz.ess_of(x) >= 400)
-    mean_se = np.sqrt(_arviz.mcse_of(x, "mean") ** 2 + (ref.sd**2 / n_ref))
-    sd_se = np.sqrt(_arviz.mcse_of(x, "sd") ** 2 + ref.sd**2 / (2 * (n_ref - 1)))
-    flat = x.reshape(-1, x.shape[-1])
-    assert np.all(np.abs(flat.mean(0) - ref.mean) < z * mean_se)
-    assert np.all(np.abs(flat.std(0, ddof=1) - ref.sd) < z * sd_se)
+    assert_matches_reference(x, ref.mean, ref.sd, len(ref.draws), n_checks=2 * len(POSTERIORS) * x.shape[-1])
     assert not idata.sample_stats["diverging"].any()
 
 
