@@ -33,13 +33,16 @@ class SliceSettings(SamplerSettings):
     loc, cov : a fixed frame instead: x = loc + L z with L L^T = cov ((d,) variances or a
         (d, d) covariance). For elliptical slice sampling this is the prior N(loc, cov).
     max_proposals : log-density evaluations allowed in each stepping-out or shrinkage loop
-        before the update gives up, keeps the current point and counts the draw as ``exhausted``.
+        before the update gives up, keeps the current point and counts the draw as ``exhausted``
+        (a guard against improper densities and unresolvable slices, never a silent hang). The
+        default is large because heavy tails need long step-outs: on the Cauchy in d = 100 with
+        w = 100, 4 radius updates in 10^6 needed more than 10^4.
     """
 
     centring: str = "dense"
     loc: np.ndarray | None = None
     cov: np.ndarray | None = None
-    max_proposals: int = 10_000
+    max_proposals: int = 100_000
 
     @property
     def max_evals(self):  # TODO(lead): drop once gpss.py reads max_proposals
@@ -94,18 +97,27 @@ def fixed_frame(settings: SliceSettings, dim: int):
         raise ValueError("cov is not positive definite") from None
 
 
-def fit_frame(x: np.ndarray, centring: str, inflation: float = 1.0):
+def fit_frame(x: np.ndarray, centring: str, inflation: float = 1.0, keep_central_origin: bool = False):
     """Frame from warmup draws x (n, d), robust to heavy tails (a Cauchy has no mean or
     covariance) and exact for Gaussians: centre = coordinate-wise median, scales = IQR / 1.349,
-    and for "dense" the correlation 2 sin(pi rho_S / 6) from Spearman's rank correlation rho_S.
+    and for "dense" the correlation 2 sin(pi rho_S / 6) from Spearman's rank correlation rho_S
+    (when n >= 10 d; with fewer draws the correlations are noise and the frame stays diagonal).
     Variances are regularised towards 1e-3 like Stan's metric, so a coordinate that did not move
-    in the window cannot give a zero scale."""
+    in the window cannot give a zero scale.
+
+    ``keep_central_origin`` (GPSS): when x = 0 lies inside the bulk (the fitted centre is within
+    sqrt(d) of it in fitted units, about the typical radius), keep 0 as the centre and fit the
+    scales only. Polar moves are at their best about a target's own centre of symmetry (funnel,
+    Cauchy, hyperplane disk), and an estimated shift there only adds noise: GPSS on funnel10 with
+    a fitted shift had ESS(log|x|) 51 against 452 without."""
     n, d = x.shape
     centre = np.median(x, axis=0)
     q75, q25 = np.percentile(x, [75, 25], axis=0)
     var = (n / (n + 5.0)) * ((q75 - q25) / 1.349) ** 2 + 1e-3 * 5.0 / (n + 5.0)
     scale = inflation * np.sqrt(var)
-    if centring == "diag" or d == 1:
+    if keep_central_origin and np.linalg.norm(centre / scale) < np.sqrt(d):
+        centre = np.zeros(d)
+    if centring == "diag" or n < 10 * d:  # too few draws for d(d-1)/2 correlations
         return diagonal_frame(centre, scale)
     ranks = np.argsort(np.argsort(x, axis=0), axis=0).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -117,13 +129,23 @@ def fit_frame(x: np.ndarray, centring: str, inflation: float = 1.0):
     return dense_frame(centre, np.linalg.cholesky(corr * np.outer(scale, scale)))
 
 
-def frame_fit_windows(tune: int, settings: SliceSettings) -> tuple:
-    """Warmup windows (begin, end) whose draws refit the frame at ``end`` (none: it never changes)."""
+def min_fit_window(dim: int) -> int:
+    """Shortest warmup window whose draws may refit the frame: 2 d. In d = 200, frames fitted from
+    Stan's first windows (25, 50 draws) came out with some scales 10x too small, and the chain
+    then mixed so badly in them that every later window was worse: a vicious circle. In low
+    dimension the early windows are what moves an off-centre chain quickly into place."""
+    return 2 * dim
+
+
+def frame_fit_windows(tune: int, settings: SliceSettings, dim: int) -> tuple:
+    """Warmup windows (begin, end) whose draws refit the frame at ``end`` (none: it never
+    changes): Stan's doubling windows, skipping those shorter than ``min_fit_window``."""
     if settings.centring == "none" or settings.loc is not None or settings.cov is not None:
         return ()
     schedule = stan_schedule(tune)
     begins = (schedule.init_buffer,) + tuple(e + 1 for e in schedule.window_ends[:-1])
-    return tuple((b, e + 1) for b, e in zip(begins, schedule.window_ends))
+    return tuple((b, e + 1) for b, e in zip(begins, schedule.window_ends)
+                 if e + 1 - b >= min_fit_window(dim))
 
 
 def new_width_state(w: float) -> np.ndarray:
@@ -140,12 +162,13 @@ class SliceChain(ChainRunner):
 
     stat_dtypes: ClassVar[dict] = {}
     frame_inflation: ClassVar[float] = 1.0  # fitted scales are multiplied by this
+    keep_central_origin: ClassVar[bool] = False  # see fit_frame
 
     def __init__(self, settings, target, rng, q0, tune, draws):
         super().__init__(settings, target, rng, q0, tune, draws)
         d = target.dim
         self.frame = fixed_frame(settings, d) or identity_frame(d)
-        self.fit_windows = frame_fit_windows(tune, settings)
+        self.fit_windows = frame_fit_windows(tune, settings, d)
         self.fit_ends = {end: begin for begin, end in self.fit_windows}
         self.width = new_width_state(getattr(settings, "w", 1.0))
         self.z = np.ascontiguousarray(x_to_frame(self.frame, self.q))
@@ -180,7 +203,7 @@ class SliceChain(ChainRunner):
     def _refit_frame(self, end):
         x = self.draws[self.fit_ends[end]:end]
         q = self.draws[end - 1]
-        self.frame = fit_frame(x, self.settings.centring, self.frame_inflation)
+        self.frame = fit_frame(x, self.settings.centring, self.frame_inflation, self.keep_central_origin)
         self.z = np.ascontiguousarray(x_to_frame(self.frame, q))
         self.width[1] = 0.0  # w restarts its adaptation in the new units
         self._reset_state()

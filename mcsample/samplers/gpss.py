@@ -157,6 +157,8 @@ def polar_log_density(logp, args, frame, z, x, power):
 class GPSSChain(SliceChain):
     """One GPSS chain: state (r, theta, lp1) in the frame; warmup fits the frame and w."""
 
+    keep_central_origin = True  # polar moves work best about the target's own centre
+
     stat_dtypes = {"lp": np.float64, "n_direction_proposals": np.int64, "n_radius_proposals": np.int64,
                    "n_step_out": np.int64, "n_shrink": np.int64, "w": np.float64, "exhausted": np.bool_}
 
