@@ -69,13 +69,16 @@ def test_direction_stays_on_the_sphere_after_a_million_steps():
 @pytest.mark.parametrize("name, w0", [("std_normal", 50.0), ("cauchy100", 1.0)])
 def test_w_is_tuned_in_warmup_then_frozen(name, w0):
     """From far too wide (Gaussian) or far too narrow (Cauchy, whose radial slices span hundreds)
-    w is tuned towards one step-out per radius update, then stays fixed in the kept draws."""
+    w is tuned towards about one step-out per radius update, then stays fixed in the kept draws."""
     t, _ = targets.get(name)
     idata = run(t, 2000, tune=1000, w=w0, centring="none")
     s = idata.sample_stats
     w = s["w"].values[0]
     assert np.all(w == w[0]) and w[0] != w0
-    assert 0.5 < s["n_step_out"].values.mean() < 2.0
+    # the adaptation's target is a geometric mean of 1 + step-outs of 2 (the arithmetic mean is
+    # dominated, on the Cauchy, by rare radial slices hundreds of w wide)
+    typical = np.exp(np.mean(np.log1p(s["n_step_out"].values))) - 1.0
+    assert 0.5 < typical < 2.0
 
 
 def test_paper_cauchy_d100_reduced():
