@@ -32,9 +32,12 @@ def to_inference_data(posterior, stats, names, attrs, *, warmup_posterior=None, 
 
 
 def summary(idata, **kwargs):
+    """ArviZ's summary with rows named by parameter ("mu", "x[0]"), not "x[mu]", "x[x[0]]"."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _az().summary(idata, **kwargs)
+        table = _az().summary(idata, **kwargs)
+    table.index = table.index.str.replace(r"^x\[(.*)\]$", r"\1", regex=True)
+    return table
 
 
 def ess(idata, method="bulk"):

@@ -57,6 +57,8 @@ def _sample(args):
           f"sampling {a['wall_time']:.2f} s, compile {a['compile_time']:.2f} s")
     if "diverging" in s:
         print(f"divergences {int(s['diverging'].sum())}")
+    if "exhausted" in s:
+        print(f"updates that gave up at max_proposals {int(s['exhausted'].sum())}")
     x = ref.to_reference_scale(idata.posterior["x"].values.reshape(-1, target.dim))
     err = np.abs(x.mean(0) - ref.mean) / ref.sd
     sd_ratio = x.std(0, ddof=1) / ref.sd
