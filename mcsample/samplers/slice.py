@@ -51,36 +51,45 @@ class GPSSPilotChain(SliceChain):
     paper tuned its elliptical baseline from a GPSS run in the same way. The kernel's own moves
     take over after the last refit, where the terminal buffer tunes its w."""
 
+    _pilot = None  # GPSS (state [r, lp1], theta, work), kept across chunks until a refit
+    _pilot_width = None
+
     def _run_pilot(self, lo, hi):
         d = self.target.dim
         if self.settings.pilot != "gpss" or d < 2:
             return super()._run_pilot(lo, hi)
-        if getattr(self, "_pilot_width", None) is None:
-            self._pilot_width = new_width_state(1.0)
-        work = np.zeros((5, d))
-        power = d - 1.0
-        state = np.zeros(2)
-        state[0], state[1] = polar_log_density(self.target.logp_fn, self.target.kernel_args, self.frame,
-                                               self.z, work[4], power)
-        self.extra_logp += 1
-        theta = self.z / state[0]
+        if self._pilot is None:
+            self._start_pilot(d)
+        state, theta, work = self._pilot
         n = hi - lo
         n_dir, n_rad, n_out, n_shrink = (np.zeros(n, dtype=np.int64) for _ in range(4))
         w, exhausted = np.zeros(n), np.zeros(n, dtype=np.bool_)
         sl = slice(lo, hi)
-        lp = self.stats["lp"][sl]
         gpss_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, state, theta, n,
-                   self._pilot_width, True, power, self.settings.max_proposals, work, self.draws[sl], lp,
-                   n_dir, n_rad, n_out, n_shrink, w, exhausted)
+                   self._pilot_width, True, d - 1.0, self.settings.max_proposals, work, self.draws[sl],
+                   self.stats["lp"][sl], n_dir, n_rad, n_out, n_shrink, w, exhausted)
         self.n_logp[sl] = n_dir + n_rad
         self.stats["n_shrink"][sl] = n_shrink
         self.stats["exhausted"][sl] = exhausted
         self.z = state[0] * theta
 
+    def _start_pilot(self, d):
+        """GPSS state at z in the current frame. It carries over between chunks, so that the
+        draws do not depend on how ``sample()`` cuts the run (chunks follow wall-clock time)."""
+        work = np.zeros((5, d))
+        state = np.zeros(2)
+        state[0], state[1] = polar_log_density(self.target.logp_fn, self.target.kernel_args, self.frame,
+                                               self.z, work[4], d - 1.0)
+        self.extra_logp += 1
+        self._pilot = (state, self.z / state[0], work)
+        if self._pilot_width is None:
+            self._pilot_width = new_width_state(1.0)
+
     def _refit_frame(self, end):
         super()._refit_frame(end)
-        if getattr(self, "_pilot_width", None) is not None:
-            self._pilot_width[1] = 0.0
+        self._pilot = None  # restarts from the new z at its next chunk
+        if self._pilot_width is not None:
+            self._pilot_width[1] = 0.0  # w restarts its adaptation in the new units
 
 
 # -- elliptical slice sampling -----------------------------------------------------------------

@@ -119,3 +119,16 @@ def test_posteriordb_reference_with_fitted_frame(sampler, name, seed_offset):
     assert_matches_reference(x, ref.mean, ref.sd, len(ref.draws), n_checks=n_checks, min_ess=100)
     assert not idata.sample_stats["exhausted"].any()
     assert json.loads(idata.attrs["tuned"])[0]["frame"] == "dense"
+
+
+@pytest.mark.parametrize("sampler", ["gpss", "elliptical_slice", "hit_and_run_slice"])
+def test_draws_do_not_depend_on_how_the_run_is_chunked(sampler):
+    """sample() cuts a chain into chunks by wall-clock time; the draws must not depend on the cut
+    (the GPSS pilot of the baselines once restarted its state at every chunk)."""
+    t, _ = targets.get("kidiq_momiq")
+    whole = mc.samplers.resolve(sampler, {}).start_chain(t, np.random.default_rng(3), np.ones(3), 300, 100)
+    whole.run(0, 400)
+    pieces = mc.samplers.resolve(sampler, {}).start_chain(t, np.random.default_rng(3), np.ones(3), 300, 100)
+    for a, b in [(0, 7), (7, 50), (50, 51), (51, 180), (180, 333), (333, 400)]:
+        pieces.run(a, b)
+    np.testing.assert_array_equal(whole.draws, pieces.draws)
