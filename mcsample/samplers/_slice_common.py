@@ -44,10 +44,6 @@ class SliceSettings(SamplerSettings):
     cov: np.ndarray | None = None
     max_proposals: int = 100_000
 
-    @property
-    def max_evals(self):  # TODO(lead): drop once gpss.py reads max_proposals
-        return self.max_proposals
-
     def validate(self, dim: int) -> None:
         if self.centring not in CENTRINGS:
             raise ValueError(f"centring must be one of {CENTRINGS}, got {self.centring!r}")

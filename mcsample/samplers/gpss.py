@@ -27,8 +27,8 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from .._core.slice import (adapt_width, logp_in_frame, norm, shrink_angle, shrink_interval, step_out,
-                           to_x)
+from .._core.slice import (_inline, adapt_width, logp_in_frame, norm, shrink_angle, shrink_interval,
+                           step_out, to_x)
 from ._slice_common import SliceChain, WidthSettings
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -40,7 +40,7 @@ class GPSS(WidthSettings):
 
     w : initial width of the radius window, in frame units (the paper used w = d on the
         Cauchy, 20 on the hyperplane disk, 5 on the funnel), tuned during warmup when
-        ``adapt_w``. centring, centre, cov, max_evals : see ``SliceSettings``.
+        ``adapt_w``. centring, loc, cov, max_proposals : see ``SliceSettings``.
     """
 
     name: ClassVar[str] = "gpss"
@@ -64,7 +64,7 @@ _Y, _POINT, _ZERO, _Z, _X = range(5)
 _N_DIR, _N_RAD, _N_OUT, _N_SHRINK, _EXHAUSTED = range(5)
 
 
-@_jit
+@_inline
 def draw_great_circle_direction(rng, theta, y):
     """y uniform on the unit sphere orthogonal to theta."""
     for i in range(y.size):
@@ -79,7 +79,7 @@ def draw_great_circle_direction(rng, theta, y):
         y[i] /= n
 
 
-@_jit
+@_inline
 def gpss_transition(logp, args, frame, rng, r, theta, lp1, w, power, max_evals, work, info):
     """One GPSS iteration from (r, theta) with cached lp1 = power * log r + log p(frame(r theta)).
 
@@ -187,7 +187,7 @@ class GPSSChain(SliceChain):
         sl = slice(lo, hi)
         gpss_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, self.state,
                    self.theta, hi - lo, self.width, adapt and self.settings.adapt_w, self.power,
-                   self.settings.max_evals, self.work, self.draws[sl], st["lp"][sl],
+                   self.settings.max_proposals, self.work, self.draws[sl], st["lp"][sl],
                    st["n_direction_proposals"][sl], st["n_radius_proposals"][sl], st["n_step_out"][sl],
                    st["n_shrink"][sl], st["w"][sl], st["exhausted"][sl])
         self.n_logp[sl] = st["n_direction_proposals"][sl] + st["n_radius_proposals"][sl]

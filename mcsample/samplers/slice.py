@@ -19,7 +19,7 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from .._core.slice import (adapt_width, logp_in_frame, shrink_angle, shrink_interval, step_out, to_x,
+from .._core.slice import (_inline, adapt_width, logp_in_frame, shrink_angle, shrink_interval, step_out, to_x,
                            uniform_direction)
 from ._slice_common import SliceChain, SliceSettings, WidthSettings, new_width_state
 from .gpss import gpss_chunk, polar_log_density
@@ -118,7 +118,7 @@ class EllipticalSlice(SliceSettings):
         return EllipticalChain(self, target, rng, q0, tune, draws)
 
 
-@_jit
+@_inline
 def elliptical_transition(logp, args, frame, rng, z, log_lik, max_evals, work):
     """One elliptical slice step in the frame, where the prior is N(0, I) and the likelihood is
     log L(z) = log p(frame(z)) + |z|^2 / 2. Updates z in place; returns (log L, n_evals, ok)."""
@@ -199,7 +199,7 @@ class HitAndRunSlice(WidthSettings):
         return HitAndRunChain(self, target, rng, q0, tune, draws)
 
 
-@_jit
+@_inline
 def hit_and_run_transition(logp, args, frame, rng, z, lp, w, max_evals, work, info):
     """One hit-and-run slice step from z (log density lp) in the frame; z is updated in place.
     Returns the new log density; ``info`` receives [n_evals, step-outs, shrinks, exhausted]."""

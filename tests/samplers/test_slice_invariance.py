@@ -16,7 +16,7 @@ import targets
 from mcsample.samplers.gpss import GPSS, GPSSChain
 from mcsample.testing import assert_invariant, models
 
-N_CALLS = 15  # invariance calls below that must pass
+N_CALLS = 16  # invariance calls below that must pass
 ALPHA = 1e-4 / N_CALLS
 N = 10000
 
@@ -117,3 +117,18 @@ def test_gpss_mutants_with_the_wrong_polar_density_are_caught(power, what):
     with pytest.raises(AssertionError, match="does not leave the target invariant"):
         assert_invariant(m.target, MutantGPSS(centring="none", w=2.0, adapt_w=False, power=power), m.exact,
                          n=2000, k=(1, 10), alpha=ALPHA, seed=5)
+
+
+@pytest.mark.slow
+def test_gpss_with_shrinkage_away_from_the_current_point_is_caught():
+    """The numpy reference GPSS with both shrinkages keeping the far part of the bracket: the bias
+    builds up over steps (at n = 4000, k = 1 gave min p 0.007, k = 10 gave p 1e-15 to 1e-18), so
+    this runs k = 10 on pure-Python kernels, in the slow tier. The correct reference passes the
+    same check (the control)."""
+    from mcsample.testing.reference import gpss_step
+    m = models.gaussian(np.array([0.5, -0.5, 1.0]), np.array([1.0, 2.0, 0.5]))
+    logp = m.target.logp
+    assert_invariant(m.target, gpss_step(logp, 2.0), m.exact, n=3000, k=(10,), alpha=ALPHA, seed=7)
+    with pytest.raises(AssertionError, match="does not leave the target invariant"):
+        assert_invariant(m.target, gpss_step(logp, 2.0, shrink="away", max_proposals=200), m.exact,
+                         n=3000, k=(10,), alpha=ALPHA, seed=7)
