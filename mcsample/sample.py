@@ -144,6 +144,7 @@ def _compile(cfg, target, init):
     q0, _ = _initial_point(cfg, target, np.random.default_rng(0), init, 0)
     runner = cfg.start_chain(target, np.random.default_rng(0), q0, 1, 1)
     runner.run(0, 2)
+    runner.compile_kernels()
 
 
 # -- running chains ----------------------------------------------------------------------------

@@ -63,6 +63,10 @@ class ChainRunner:
     def run(self, start: int, stop: int) -> None:
         raise NotImplementedError
 
+    def compile_kernels(self) -> None:
+        """Compile kernels that a short run does not reach (e.g. a warmup-only kernel), so that
+        ``sample()`` can keep compilation out of ``wall_time``. Only called on throwaway runners."""
+
     def tuned(self) -> dict:
         """Adapted tunables (step size, metric, width ...) to record with the run."""
         return {}

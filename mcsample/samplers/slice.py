@@ -73,6 +73,10 @@ class GPSSPilotChain(SliceChain):
         self.stats["exhausted"][sl] = exhausted
         self.z = state[0] * theta
 
+    def compile_kernels(self):
+        if self.settings.pilot == "gpss" and self.target.dim >= 2:
+            self._run_pilot(0, 1)
+
     def _start_pilot(self, d):
         """GPSS state at z in the current frame. It carries over between chunks, so that the
         draws do not depend on how ``sample()`` cuts the run (chunks follow wall-clock time)."""
