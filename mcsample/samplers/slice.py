@@ -36,9 +36,17 @@ def _half_square_norm(z):
     return 0.5 * float(z @ z)
 
 
-def _validate_pilot(settings, dim):
-    if settings.pilot not in PILOTS:
-        raise ValueError(f"pilot must be one of {PILOTS}, got {settings.pilot!r}")
+@dataclass(frozen=True)
+class PilotSettings(SliceSettings):
+    """Adds ``pilot``: the kernel of the warmup iterations that fit the frame (see
+    ``GPSSPilotChain``)."""
+
+    pilot: str = "gpss"
+
+    def validate(self, dim: int) -> None:
+        super().validate(dim)
+        if self.pilot not in PILOTS:
+            raise ValueError(f"pilot must be one of {PILOTS}, got {self.pilot!r}")
 
 
 class GPSSPilotChain(SliceChain):
@@ -100,7 +108,7 @@ class GPSSPilotChain(SliceChain):
 
 
 @dataclass(frozen=True)
-class EllipticalSlice(SliceSettings):
+class EllipticalSlice(PilotSettings):
     """Settings for elliptical slice sampling (Murray, Adams & MacKay 2010, AISTATS).
 
     No tuning parameter: the prior N(loc, cov) is the frame (see ``SliceSettings``). With
@@ -111,12 +119,6 @@ class EllipticalSlice(SliceSettings):
 
     name: ClassVar[str] = "elliptical_slice"
     citation: ClassVar[str] = "Murray, Adams & MacKay (2010), Elliptical slice sampling, AISTATS, JMLR W&CP 9:541-548"
-
-    pilot: str = "gpss"
-
-    def validate(self, dim: int) -> None:
-        super().validate(dim)
-        _validate_pilot(self, dim)
 
     def start_chain(self, target, rng, q0, tune, draws):
         return EllipticalChain(self, target, rng, q0, tune, draws)
@@ -181,7 +183,7 @@ class EllipticalChain(GPSSPilotChain):
 
 
 @dataclass(frozen=True)
-class HitAndRunSlice(WidthSettings):
+class HitAndRunSlice(PilotSettings, WidthSettings):
     """Settings for hit-and-run uniform slice sampling (MacKay 2003, ch. 29; Neal 2003).
 
     w : initial stepping-out width on each line, in frame units, tuned during warmup when
@@ -192,12 +194,6 @@ class HitAndRunSlice(WidthSettings):
 
     name: ClassVar[str] = "hit_and_run_slice"
     citation: ClassVar[str] = "MacKay (2003), ITILA ch. 29; Neal (2003), Slice sampling, Ann. Statist. 31(3):705-767"
-
-    pilot: str = "gpss"
-
-    def validate(self, dim: int) -> None:
-        super().validate(dim)
-        _validate_pilot(self, dim)
 
     def start_chain(self, target, rng, q0, tune, draws):
         return HitAndRunChain(self, target, rng, q0, tune, draws)
