@@ -17,8 +17,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._core.adaptation import stan_schedule
-from .._core.slice import diagonal_frame, dense_frame, frame_to_x, identity_frame, x_to_frame
+from .._core.adaptation import regularized_variance, stan_schedule
+from .._core.slice import dense_frame, diagonal_frame, identity_frame, logp_in_frame, x_to_frame
 from ._base import ChainRunner, SamplerSettings
 
 CENTRINGS = ("none", "diag", "dense")
@@ -114,8 +114,7 @@ def fit_frame(x: np.ndarray, centring: str, inflation: float = 1.0, keep_central
     n, d = x.shape
     centre = np.median(x, axis=0)
     q75, q25 = np.percentile(x, [75, 25], axis=0)
-    var = (n / (n + 5.0)) * ((q75 - q25) / 1.349) ** 2 + 1e-3 * 5.0 / (n + 5.0)
-    scale = inflation * np.sqrt(var)
+    scale = inflation * np.sqrt(regularized_variance(n, ((q75 - q25) / 1.349) ** 2))
     if keep_central_origin and np.linalg.norm(centre / scale) < np.sqrt(d):
         centre = np.zeros(d)
     if centring == "diag" or n < 10 * d:  # too few draws for d(d-1)/2 correlations
@@ -169,8 +168,7 @@ class SliceChain(ChainRunner):
         super().__init__(settings, target, rng, q0, tune, draws)
         d = target.dim
         self.frame = fixed_frame(settings, d) or identity_frame(d)
-        self.fit_windows = frame_fit_windows(tune, settings, d)
-        self.fit_ends = {end: begin for begin, end in self.fit_windows}
+        self.fit_ends = {end: begin for begin, end in frame_fit_windows(tune, settings, d)}
         self.width = new_width_state(getattr(settings, "w", 1.0))
         self.z = np.ascontiguousarray(x_to_frame(self.frame, self.q))
         self._reset_state()
@@ -180,6 +178,11 @@ class SliceChain(ChainRunner):
 
     def _run_chunk(self, lo, hi, adapt):
         raise NotImplementedError
+
+    def _logp_at_z(self, x_buffer):
+        """log p at the current state (an evaluation outside the iterations, counted as such)."""
+        self.extra_logp += 1
+        return logp_in_frame(self.target.logp_fn, self.target.kernel_args, self.frame, self.z, x_buffer)
 
     def _run_pilot(self, lo, hi):
         """Warmup iterations before the frame's last refit; the family's own kernel by default."""
@@ -218,6 +221,3 @@ class SliceChain(ChainRunner):
         if hasattr(self.settings, "w"):
             out["w"] = float(np.exp(self.width[0]))
         return out
-
-    def x_of(self, z):
-        return frame_to_x(self.frame, z)

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from .._core.slice import (_inline, adapt_width, logp_in_frame, shrink_angle, shrink_interval, step_out, to_x,
+from .._core.slice import (_inline, adapt_width, shrink_angle, shrink_interval, step_out, to_x,
                            uniform_direction)
 from ._slice_common import SliceChain, SliceSettings, WidthSettings, new_width_state
 from .gpss import gpss_chunk, polar_log_density
@@ -167,8 +167,7 @@ class EllipticalChain(GPSSPilotChain):
 
     def _reset_state(self):
         self.work = np.zeros((4, self.target.dim))
-        lp = logp_in_frame(self.target.logp_fn, self.target.kernel_args, self.frame, self.z, self.work[_X])
-        self.extra_logp += 1
+        lp = self._logp_at_z(self.work[_X])
         self.state = np.array([lp + _half_square_norm(self.z)])
 
     def _run_chunk(self, lo, hi, adapt):
@@ -250,8 +249,7 @@ class HitAndRunChain(GPSSPilotChain):
 
     def _reset_state(self):
         self.work = np.zeros((4, self.target.dim))
-        lp = logp_in_frame(self.target.logp_fn, self.target.kernel_args, self.frame, self.z, self.work[_X])
-        self.extra_logp += 1
+        lp = self._logp_at_z(self.work[_X])
         self.state = np.array([lp])
 
     def _run_chunk(self, lo, hi, adapt):
