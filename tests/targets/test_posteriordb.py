@@ -134,20 +134,9 @@ def _test_points(t, n=4, seed=0):
     return x + 0.1 * rng.standard_normal(x.shape)
 
 
-def test_gradient_matches_finite_differences(target):
+def test_gradient_matches_finite_differences(target, assert_gradient_matches_finite_differences):
     _, t = target
-    h = 1e-5
-    for x in _test_points(t):
-        value, grad = t["logp_grad"](x, *t["args"])
-        assert grad.dtype == np.float64 and grad.shape == (t["dim"],)
-        assert grad.flags.c_contiguous
-        assert value == pytest.approx(t["logp"](x, *t["args"]), rel=1e-13)
-        fd = np.empty(t["dim"])
-        for i in range(t["dim"]):
-            step = np.zeros(t["dim"])
-            step[i] = h
-            fd[i] = (t["logp"](x + step, *t["args"]) - t["logp"](x - step, *t["args"])) / (2 * h)
-        np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(fd).max()))
+    assert_gradient_matches_finite_differences(t, _test_points(t))
 
 
 def test_logp_matches_scipy_up_to_constant(target):
