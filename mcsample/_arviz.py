@@ -1,68 +1,208 @@
-"""The one module that talks to ArviZ (0.2x InferenceData on Python 3.11; ArviZ 1.x's DataTree
-needs Python >= 3.12 and would be adapted here only)."""
+"""The one module that talks to ArviZ, for both of its generations.
+
+- ArviZ 0.x (what pip installs on Python 3.11): a result is ``arviz.InferenceData``.
+- ArviZ 1.x (what pip installs on Python >= 3.12): a result is ``xarray.DataTree``, the type
+  ArviZ 1.x's own converters return, with the same groups, variables, dims, coords and attrs.
+  It is built with xarray alone: sampling does not import ArviZ (~3 s) at all.
+
+Reading a result, these forms work on both and are what the rest of mcsample uses:
+``result.posterior["x"]``, ``result["posterior"]["x"]``, ``result.sample_stats["lp"]``,
+``"lp" in result.sample_stats``, ``result.attrs``. Everything else that differs between the two
+(the list of groups, a group as a plain ``xarray.Dataset``, the layout of ``az.ess`` and friends,
+the constructors) goes through the functions here. No ``isinstance(..., az.InferenceData)``:
+``InferenceData`` is gone (a warning alias) in ArviZ 1.x.
+"""
 
 from __future__ import annotations
 
+import datetime
+import functools
+import re
 import warnings
 
 import numpy as np
 
+from ._version import __version__
+
+SAMPLE_DIMS = ("chain", "draw")
 
 
 def _az():
-    """ArviZ, imported on first use: it costs ~2 s, which `import mcsample` should not pay."""
+    """ArviZ, imported on first use: it costs 2-3 s, which `import mcsample` should not pay."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.2x announces its 1.0 refactor
         import arviz
     return arviz
 
 
-def to_inference_data(posterior, stats, names, attrs, *, warmup_posterior=None, warmup_stats=None):
-    """Build InferenceData from (chain, draw, dim) draws and {name: (chain, draw)} stats."""
-    kwargs = {}
-    if warmup_posterior is not None:
-        kwargs.update(warmup_posterior={"x": warmup_posterior}, warmup_sample_stats=warmup_stats,
-                      save_warmup=True)
+@functools.cache
+def arviz_major() -> int:
+    """The installed ArviZ's major version (0 or 1), read from the package metadata, so that
+    building a result on ArviZ 1.x needs no ArviZ import."""
+    import importlib.metadata
+    try:
+        version = importlib.metadata.version("arviz")
+    except importlib.metadata.PackageNotFoundError:
+        version = _az().__version__
+    return int(version.split(".")[0])
+
+
+def _group_attrs() -> dict:
+    """The attrs ArviZ's converters put on every group (``make_attrs`` of the installed ArviZ),
+    with mcsample as the inference library."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    if arviz_major() >= 1:
+        return {"created_at": now, "creation_library": "mcsample",
+                "creation_library_version": __version__, "creation_library_language": "Python",
+                "inference_library": "mcsample", "inference_library_version": __version__,
+                "sample_dims": list(SAMPLE_DIMS)}
+    return {"created_at": now, "arviz_version": _az().__version__,
+            "inference_library": "mcsample", "inference_library_version": __version__}
+
+
+def _draws_dataset(variables, names=None):
+    """An xarray.Dataset of {name: (chain, draw, ...)} arrays, laid out as ArviZ's ``from_dict``
+    lays it out: integer ``chain`` and ``draw`` coords, ``x``'s last dim ``param`` (coords
+    ``names``), any other extra dims ``{var}_dim_{i}``."""
+    import xarray as xr
+    data_vars, coords = {}, {}
+    for var, values in variables.items():
+        values = np.asarray(values)
+        if values.ndim < 2:
+            raise ValueError(f"{var!r} must be (chain, draw, ...), got shape {values.shape}")
+        if var == "x" and names is not None:
+            extra = ("param",)
+            coords["param"] = list(names)
+        else:
+            extra = tuple(f"{var}_dim_{i}" for i in range(values.ndim - 2))
+        data_vars[var] = (SAMPLE_DIMS + extra, values)
+    if data_vars:
+        chains, draws = next(iter(data_vars.values()))[1].shape[:2]
+        coords.update(chain=np.arange(chains), draw=np.arange(draws))
+    return xr.Dataset(data_vars, coords=coords)
+
+
+def from_datasets(groups, attrs=None):
+    """A result from ready-made groups {name: xarray.Dataset}: ``xarray.DataTree`` on ArviZ 1.x,
+    ``arviz.InferenceData`` on 0.x; ``attrs`` become the result's top-level attrs. Groups keep
+    their own attrs; ArviZ's standard group attrs are added where missing."""
+    defaults = _group_attrs()
+    groups = {name: ds.assign_attrs({**defaults, **ds.attrs}) for name, ds in groups.items()}
+    if arviz_major() >= 1:
+        import xarray as xr
+        tree = xr.DataTree.from_dict(groups)
+        tree.attrs.update(attrs or {})
+        return tree
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # e.g. "More chains than draws" on tiny runs
-        idata = _az().from_dict(posterior={"x": posterior}, sample_stats=stats,
-                             coords={"param": list(names)}, dims={"x": ["param"]}, **kwargs)
-    idata.attrs.update(attrs)
-    return idata
+        warnings.filterwarnings("ignore", message=".*not defined in the InferenceData scheme")
+        warnings.filterwarnings("ignore", message=".*not in the InferenceData schema")
+        return _az().InferenceData(attrs=dict(attrs or {}), **groups)
+
+
+def to_inference_data(posterior, stats, names, attrs, *, warmup_posterior=None, warmup_stats=None,
+                      extra_groups=None):
+    """The result of a run: ``posterior["x"]`` from the (chain, draw, dim) draws with ``param``
+    coords ``names``, ``sample_stats`` from {name: (chain, draw)} arrays, top-level ``attrs``;
+    ``warmup_posterior`` / ``warmup_sample_stats`` when ``warmup_posterior`` is given;
+    ``extra_groups`` {name: xarray.Dataset} added as further groups (any dims, e.g. a
+    ``step_stats`` group with dims (chain, step)). An empty stats dict gives no stats group, as
+    ArviZ's ``from_dict`` does. ``xarray.DataTree`` on ArviZ 1.x, ``arviz.InferenceData`` on 0.x."""
+    groups = {"posterior": _draws_dataset({"x": posterior}, names)}
+    if stats:
+        groups["sample_stats"] = _draws_dataset(stats)
+    if warmup_posterior is not None:
+        groups["warmup_posterior"] = _draws_dataset({"x": warmup_posterior}, names)
+        if warmup_stats:
+            groups["warmup_sample_stats"] = _draws_dataset(warmup_stats)
+    for name, ds in (extra_groups or {}).items():
+        if name in groups:
+            raise ValueError(f"extra group {name!r} clashes with a standard group")
+        groups[name] = ds
+    return from_datasets(groups, attrs)
+
+
+def _is_tree(obj) -> bool:
+    return hasattr(obj, "children") and hasattr(obj, "to_dataset")
+
+
+def group_names(result) -> list[str]:
+    """The names of the result's groups ("posterior", "sample_stats", ...)."""
+    if _is_tree(result):
+        return list(result.children)
+    return list(result.groups())
+
+
+def group(result, name):
+    """Group ``name`` of the result as a plain ``xarray.Dataset`` (KeyError if absent)."""
+    if _is_tree(result):
+        if name not in result.children:
+            raise KeyError(name)
+        return result[name].to_dataset()
+    if name not in result.groups():
+        raise KeyError(name)
+    return result[name]
+
+
+def _dataset(out):
+    """ArviZ 1.x's diagnostics return a DataTree node where 0.x returned a Dataset."""
+    return out.to_dataset() if _is_tree(out) else out
 
 
 def summary(idata, **kwargs):
-    """ArviZ's summary with rows named by parameter ("mu", "x[0]"), not "x[mu]", "x[x[0]]"."""
+    """ArviZ's summary with rows named by parameter ("mu", "x[0]"), not "x[mu]", "x[x[0]]". Its
+    columns are the installed ArviZ's: both have ``mean``, ``sd``, ``ess_bulk``, ``ess_tail``,
+    ``mcse_mean``, ``mcse_sd``; R-hat is ``r_hat``; the interval columns are ``hdi_3%``/``hdi_97%``
+    on 0.x and ``eti89_lb``/``eti89_ub`` on 1.x."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = _az().summary(idata, **kwargs)
-    table.index = table.index.str.replace(r"^x\[(.*)\]$", r"\1", regex=True)
+    table.index = table.index.map(_row_name)
+    fmt_map = getattr(table, "_fmt_map", None)  # ArviZ 1.x: display strings keyed by row name
+    if isinstance(fmt_map, dict):
+        table._fmt_map = {col: {_row_name(i): v for i, v in rows.items()} for col, rows in fmt_map.items()}
     return table
 
 
+def _row_name(label):
+    return re.sub(r"^x\[(.*)\]$", r"\1", label) if isinstance(label, str) else label
+
+
 def ess(idata, method="bulk"):
+    """ESS of the posterior's variables, an ``xarray.Dataset`` (``ess(r)["x"]`` has dim param)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _az().ess(idata, method=method)
+        return _dataset(_az().ess(idata, method=method))
 
 
 def rhat(idata):
+    """R-hat of the posterior's variables, an ``xarray.Dataset``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _az().rhat(idata)
+        return _dataset(_az().rhat(idata))
 
 
 def mcse(idata, method="mean"):
+    """MCSE of the posterior's variables (or of a Dataset's), an ``xarray.Dataset``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _az().mcse(idata, method=method)
+        return _dataset(_az().mcse(idata, method=method))
 
 
 def ess_of(values, method="bulk") -> np.ndarray:
     """ESS of each column of a (chain, draw, k) array."""
+    az = _az()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return np.array([_az().ess(values[..., j], method=method) for j in range(values.shape[-1])])
+        return np.array([float(az.ess(np.asarray(values[..., j]), method=method))
+                         for j in range(values.shape[-1])])
+
+
+def rhat_of(values) -> np.ndarray:
+    """Rank-normalised split R-hat of each column of a (chain, draw, k) array."""
+    az = _az()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.array([float(az.rhat(np.asarray(values[..., j]))) for j in range(values.shape[-1])])
 
 
 def mcse_of(values, method="mean") -> np.ndarray:

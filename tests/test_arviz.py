@@ -1,0 +1,193 @@
+"""The output contract of sample(), on whichever ArviZ is installed: arviz.InferenceData on ArviZ
+0.x (Python 3.11), xarray.DataTree on ArviZ 1.x (Python >= 3.12), with the same groups,
+variables, dims, coords and attrs, readable by ArviZ's own summary, diagnostics and plots.
+CI runs this file in both legs of .ci/run, so both generations are covered."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import mcsample as mc
+from mcsample import _arviz
+from targets import gaussians
+
+AZ1 = _arviz.arviz_major() >= 1
+NUTS_STATS = ("lp", "diverging", "energy", "acceptance_rate", "step_size", "tree_depth", "n_steps",
+              "n_grad", "n_logp")
+ATTRS = ("sampler", "settings", "seed", "n_logp", "n_grad", "wall_time", "compile_time", "mcsample_version",
+         "interrupted")
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    return gaussians.diagonal(np.array([1.0, -1.0, 0.0]), np.array([1.0, 2.0, 0.5]), "g3")[0]
+
+
+@pytest.fixture(scope="module")
+def result(gauss):
+    return mc.sample(gauss, "nuts", draws=60, tune=50, chains=2, seed=5, progressbar=False, save_warmup=True)
+
+
+def az():
+    return _arviz._az()
+
+
+def test_result_type_is_the_installed_arvizs(result):
+    if AZ1:
+        assert isinstance(result, xr.DataTree)
+    else:
+        assert type(result).__name__ == "InferenceData"
+        assert isinstance(result, az().InferenceData)
+
+
+def test_groups_variables_dims_coords(result, gauss):
+    assert _arviz.group_names(result)[:2] == ["posterior", "sample_stats"]
+    assert set(_arviz.group_names(result)) == {"posterior", "sample_stats", "warmup_posterior",
+                                               "warmup_sample_stats"}
+    for name, draws in (("posterior", 60), ("warmup_posterior", 50)):
+        for x in (result[name]["x"], getattr(result, name)["x"], _arviz.group(result, name)["x"]):
+            assert x.dims == ("chain", "draw", "param") and x.shape == (2, draws, 3)
+            assert list(x["param"].values) == list(gauss.names)
+            np.testing.assert_array_equal(x["chain"].values, [0, 1])
+            np.testing.assert_array_equal(x["draw"].values, np.arange(draws))
+    for name, draws in (("sample_stats", 60), ("warmup_sample_stats", 50)):
+        stats = _arviz.group(result, name)
+        assert isinstance(stats, xr.Dataset)
+        for var in NUTS_STATS:
+            assert var in stats and var in result[name], var
+            assert stats[var].dims == ("chain", "draw") and stats[var].shape == (2, draws), var
+    assert result.sample_stats["diverging"].dtype == bool
+    np.testing.assert_array_equal(_arviz.draws_array(result), result.posterior["x"].values)
+    with pytest.raises(KeyError):
+        _arviz.group(result, "prior")
+
+
+def test_attrs(result):
+    for key in ATTRS:
+        assert key in result.attrs, key
+    a = result.attrs
+    assert a["sampler"] == "nuts" and a["seed"] == 5 and a["interrupted"] is False
+    assert a["mcsample_version"] == mc.__version__
+    assert json.loads(a["settings"])["max_depth"] == 10
+    assert a["n_grad"] >= int(result.sample_stats["n_grad"].sum() + result.warmup_sample_stats["n_grad"].sum())
+    assert a["n_logp"] == 0 and a["wall_time"] > 0 and a["compile_time"] >= 0
+    # each group carries the attrs ArviZ's converters set, naming mcsample as the inference library
+    posterior_attrs = _arviz.group(result, "posterior").attrs
+    assert posterior_attrs["inference_library"] == "mcsample" and "created_at" in posterior_attrs
+    if AZ1:
+        assert posterior_attrs["sample_dims"] == ["chain", "draw"]
+
+
+def test_no_warmup_groups_unless_asked(gauss):
+    plain = mc.sample(gauss, "nuts", draws=10, tune=10, chains=1, seed=0, progressbar=False)
+    assert _arviz.group_names(plain) == ["posterior", "sample_stats"]
+
+
+def test_arviz_reads_the_result(result):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = az().summary(result)
+        ess = az().ess(result)
+        rhat = az().rhat(result)
+    assert list(table.index) == ["x[x[0]]", "x[x[1]]", "x[x[2]]"]
+    for col in ("mean", "sd", "ess_bulk", "ess_tail", "r_hat", "mcse_mean"):
+        assert col in table.columns, col
+    assert np.all(np.asarray(ess["x"].values) > 0) and np.all(np.isfinite(rhat["x"].values))
+    # mcsample's wrappers: a Dataset on both, rows named by parameter
+    assert isinstance(_arviz.ess(result), xr.Dataset) and isinstance(_arviz.rhat(result), xr.Dataset)
+    np.testing.assert_allclose(_arviz.ess(result)["x"].values, np.asarray(ess["x"].values))
+    np.testing.assert_allclose(_arviz.rhat(result)["x"].values, np.asarray(rhat["x"].values))
+    assert _arviz.ess(result, "tail")["x"].dims == ("param",)
+    assert _arviz.mcse(result)["x"].dims == ("param",)
+    assert list(_arviz.summary(result).index) == ["x[0]", "x[1]", "x[2]"]
+    # the array helpers agree with the Dataset ones
+    x = _arviz.draws_array(result)
+    np.testing.assert_allclose(_arviz.ess_of(x), _arviz.ess(result)["x"].values)
+    np.testing.assert_allclose(_arviz.rhat_of(x), _arviz.rhat(result)["x"].values)
+    np.testing.assert_allclose(_arviz.mcse_of(x, "mean"), _arviz.mcse(result)["x"].values, rtol=1e-10)
+
+
+def test_arviz_plots_the_result(result):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        az().plot_trace(result)
+        if AZ1:
+            az().plot_dist(result)  # ArviZ 1.x's name for 0.x's plot_posterior
+        else:
+            az().plot_posterior(result)
+    plt.close("all")
+
+
+def _draws(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape)
+
+
+def test_extra_groups_round_trip():
+    step = xr.Dataset({"ess": (("chain", "step"), _draws((2, 7))),
+                       "temperature": (("chain", "step"), np.linspace(0, 1, 14).reshape(2, 7))},
+                      coords={"chain": [0, 1], "step": np.arange(7)}, attrs={"note": "per step"})
+    r = _arviz.to_inference_data(_draws((2, 20, 2)), {"lp": _draws((2, 20), 1)}, ["a", "b"], {"seed": 1},
+                                 extra_groups={"step_stats": step})
+    assert set(_arviz.group_names(r)) == {"posterior", "sample_stats", "step_stats"}
+    got = _arviz.group(r, "step_stats")
+    xr.testing.assert_identical(got.drop_attrs(), step.drop_attrs())
+    assert got.attrs["note"] == "per step"
+    assert r.step_stats["ess"].dims == ("chain", "step") and r["step_stats"]["temperature"].shape == (2, 7)
+    assert set(step.attrs) == {"note"}  # the caller's dataset is not modified
+    assert r.attrs["seed"] == 1
+    with pytest.raises(ValueError, match="clashes"):
+        _arviz.to_inference_data(_draws((1, 5, 1)), {}, ["a"], {}, extra_groups={"posterior": step})
+
+
+def test_empty_stats_give_no_group_and_integer_names_work():
+    r = _arviz.to_inference_data(_draws((2, 10, 3)), {}, range(3), {})
+    assert _arviz.group_names(r) == ["posterior"]
+    np.testing.assert_array_equal(r.posterior["param"].values, [0, 1, 2])
+
+
+def test_layout_matches_arvizs_own_from_dict():
+    """Same groups, variables, dims and coords as the installed ArviZ's from_dict gives."""
+    post, stats, warm = _draws((2, 20, 2)), {"lp": _draws((2, 20), 1)}, _draws((2, 8, 2), 2)
+    ours = _arviz.to_inference_data(post, stats, ["a", "b"], {}, warmup_posterior=warm,
+                                    warmup_stats={"lp": _draws((2, 8), 3)})
+    kw = dict(coords={"param": ["a", "b"]}, dims={"x": ["param"]}, save_warmup=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if AZ1:
+            theirs = az().from_dict({"posterior": {"x": post}, "sample_stats": stats,
+                                     "warmup_posterior": {"x": warm}, "warmup_sample_stats": {"lp": stats["lp"][:, :8]}},
+                                    **kw)
+        else:
+            theirs = az().from_dict(posterior={"x": post}, sample_stats=stats, warmup_posterior={"x": warm},
+                                    warmup_sample_stats={"lp": stats["lp"][:, :8]}, **kw)
+    assert type(ours) is type(theirs)
+    assert sorted(_arviz.group_names(ours)) == sorted(_arviz.group_names(theirs))
+    for name in _arviz.group_names(theirs):
+        a, b = _arviz.group(ours, name), _arviz.group(theirs, name)
+        assert set(a.data_vars) == set(b.data_vars), name
+        for var in b.data_vars:
+            assert a[var].dims == b[var].dims and a[var].dtype == b[var].dtype, (name, var)
+        for coord in b.coords:
+            np.testing.assert_array_equal(a[coord].values, b[coord].values)
+        assert set(b.attrs) <= set(a.attrs), name
+    xr.testing.assert_equal(_arviz.group(ours, "posterior"), _arviz.group(theirs, "posterior"))
+
+
+def test_building_a_result_on_arviz_1_does_not_import_arviz():
+    """On ArviZ 1.x sample() returns a DataTree built by xarray alone (ArviZ's import costs ~3 s
+    of the time to first draw); checked in a fresh process."""
+    if not AZ1:
+        pytest.skip("ArviZ 0.x: InferenceData needs ArviZ")
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np\nfrom mcsample import _arviz\n"
+            "r = _arviz.to_inference_data(np.zeros((1, 3, 2)), {'lp': np.zeros((1, 3))}, ['a', 'b'], {})\n"
+            "assert 'arviz' not in sys.modules, 'arviz imported'\nprint(type(r).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "DataTree"
