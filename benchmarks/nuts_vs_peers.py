@@ -62,7 +62,6 @@ import importlib.util
 import statistics
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -194,9 +193,8 @@ def mean_error(problem: Problem, draws: np.ndarray) -> float:
 
 
 def idata_from_draws(draws: np.ndarray):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _arviz._az().from_dict(posterior={"x": np.asarray(draws)}, dims={"x": ["param"]})
+    draws = np.asarray(draws)
+    return _arviz.to_inference_data(draws, {}, range(draws.shape[-1]), {})
 
 
 def make_run(sampler, problem, seed, idata, wall, n_grad, n_grad_draws, **extra) -> Run:

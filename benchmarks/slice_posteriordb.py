@@ -85,8 +85,7 @@ def measure(name, sampler, seed, max_wait, **settings):
     z = err / np.sqrt(_arviz.mcse_of(x, "mean") ** 2 + ref.sd**2 / n_ref)
     ratio = flat.std(0, ddof=1) / ref.sd
     ess = _arviz.ess_of(x)
-    az = _arviz._az()
-    rhat = np.array([float(az.rhat(x[..., j])) for j in range(x.shape[-1])])
+    rhat = _arviz.rhat_of(x)
     a, stats = idata.attrs, idata.sample_stats
     evals = int(a["n_logp"]) + int(a["n_grad"])
     kept = x.shape[0] * x.shape[1]

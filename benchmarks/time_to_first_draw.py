@@ -26,7 +26,8 @@ to the child), so it includes interpreter start-up. The child reports the split 
 interpreter start-up (spawn until its first statement), ``import mcsample``, importing the target
 module, ``Target(...)``, ``sample()`` in total, and ``sample()``'s ``attrs["compile_time"]`` and
 ``attrs["wall_time"]``; "sample other" is the rest of ``sample()`` (argument checks, start-point
-search, building the InferenceData, which imports ArviZ on first use). For context, a bare
+search, building the result, which on ArviZ 0.x imports ArviZ on first use; on ArviZ 1.x the
+DataTree is built with xarray alone). For context, a bare
 ``python -c pass`` is timed from spawn to exit, and ``import arviz`` inside a fresh process that
 has already imported mcsample.
 
@@ -178,7 +179,8 @@ def time_command(code: str, cache_dir: Path) -> float:
 
 def time_arviz_import(cache_dir: Path) -> float:
     """Seconds of ``import arviz`` in a fresh process that has imported mcsample (so numpy and
-    numba are loaded): what ``sample()`` pays when it builds its first InferenceData."""
+    numba are loaded): what ``sample()`` pays when it builds its first InferenceData (ArviZ 0.x;
+    on 1.x ``sample()`` does not import ArviZ)."""
     code = ("import time, warnings, mcsample; t = time.perf_counter()\n"
             "with warnings.catch_warnings():\n    warnings.simplefilter('ignore')\n    import arviz\n"
             "print(time.perf_counter() - t)")
