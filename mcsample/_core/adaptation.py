@@ -1,9 +1,10 @@
-"""Warmup adaptation shared by the gradient-based samplers.
+"""Warmup adaptation shared by the samplers.
 
 - Dual averaging of the step size (Nesterov 2009; Hoffman & Gelman 2014, JMLR 15, sec. 3.2.1),
   with Stan's constants and restarts.
 - Welford accumulators for the metric, with Stan's regularisation towards 1e-3.
-- Stan's windowed warmup schedule (init buffer, doubling slow windows, term buffer).
+- Stan's windowed warmup schedule (init buffer, doubling slow windows, term buffer), as a pure
+  schedule that every windowed family runs its warmup on.
 """
 
 from dataclasses import dataclass
@@ -95,18 +96,65 @@ def grad_diag_variance(var_x: np.ndarray, var_g: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class WarmupSchedule:
-    """Iterations of warmup at whose end the metric is updated (0-based, inclusive)."""
+    """A windowed warmup as a pure schedule, shared by every family that adapts in windows (NUTS's
+    metric, the slice samplers' frame, a particle family's pilot).
 
+    ``windows`` are the slow windows as (begin, end) iteration ranges (end exclusive): a family
+    collects draws inside a window and refits its metric or frame from them when the window
+    closes. The schedule decides nothing else; the chain runs ``segments`` (pieces of a run that
+    share one regime) and asks ``window_closing_at`` after each piece."""
+
+    tune: int
     init_buffer: int
     term_buffer: int
-    window_ends: tuple
+    windows: tuple
+
+    @property
+    def window_ends(self) -> tuple:
+        """The last iteration of each window (inclusive), as Stan states them."""
+        return tuple(end - 1 for _, end in self.windows)
 
     @property
     def adapts_metric(self) -> bool:
-        return len(self.window_ends) > 0
+        return len(self.windows) > 0
+
+    @property
+    def last_window_end(self) -> int:
+        """The end (exclusive) of the last window, 0 without windows."""
+        return self.windows[-1][1] if self.windows else 0
 
     def in_slow_window(self, i: int) -> bool:
-        return self.adapts_metric and self.init_buffer <= i <= self.window_ends[-1]
+        return self.adapts_metric and self.init_buffer <= i < self.last_window_end
+
+    def window_closing_at(self, stop: int):
+        """The window (begin, end) whose end is ``stop``, or None."""
+        for window in self.windows:
+            if window[1] == stop:
+                return window
+        return None
+
+    def segments(self, start: int, stop: int):
+        """Pieces [lo, hi) of [start, stop) cut where the regime changes: at the end of the initial
+        buffer, at each window's end and at the end of warmup."""
+        cuts = {self.tune} | {end for _, end in self.windows}
+        if self.adapts_metric:
+            cuts.add(self.init_buffer)
+        lo = start
+        for cut in sorted(c for c in cuts if start < c < stop) + [stop]:
+            if cut > lo:
+                yield lo, cut
+                lo = cut
+
+    def only_windows_of(self, min_length: int) -> "WarmupSchedule":
+        """The same schedule keeping only the windows of at least ``min_length`` iterations (the
+        others' draws still pass, but nothing is refitted from them)."""
+        return WarmupSchedule(self.tune, self.init_buffer, self.term_buffer,
+                              tuple(w for w in self.windows if w[1] - w[0] >= min_length))
+
+
+def windowless_schedule(num_warmup: int) -> WarmupSchedule:
+    """Warmup without slow windows (a fixed metric or frame): only its end is an event."""
+    return WarmupSchedule(num_warmup, num_warmup, 0, ())
 
 
 def stan_schedule(num_warmup: int, init_buffer: int = 75, term_buffer: int = 50,
@@ -115,12 +163,12 @@ def stan_schedule(num_warmup: int, init_buffer: int = 75, term_buffer: int = 50,
     to meet the terminal buffer. Fewer than 20 warmup iterations adapt only the step size; when
     the three stages do not fit they shrink to 15% / rest / 10%."""
     if num_warmup < 20:
-        return WarmupSchedule(num_warmup, 0, ())
+        return windowless_schedule(num_warmup)
     if init_buffer + base_window + term_buffer > num_warmup:
         init_buffer = int(0.15 * num_warmup)
         term_buffer = int(0.1 * num_warmup)
         base_window = num_warmup - (init_buffer + term_buffer)
-    ends = []
+    windows = []
     window = base_window
     start = init_buffer
     last = num_warmup - term_buffer  # first iteration of the terminal buffer
@@ -128,7 +176,7 @@ def stan_schedule(num_warmup: int, init_buffer: int = 75, term_buffer: int = 50,
         end = start + window
         if end + 2 * window > last:  # the window after this one would not fit: stretch to the end
             end = last
-        ends.append(end - 1)
+        windows.append((start, end))
         start = end
         window *= 2
-    return WarmupSchedule(init_buffer, term_buffer, tuple(ends))
+    return WarmupSchedule(num_warmup, init_buffer, term_buffer, tuple(windows))

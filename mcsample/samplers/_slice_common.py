@@ -17,9 +17,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._core.adaptation import regularized_variance, stan_schedule
+from .._core.adaptation import WarmupSchedule, regularized_variance, stan_schedule, windowless_schedule
 from .._core.slice import dense_frame, diagonal_frame, identity_frame, logp_in_frame, x_to_frame
-from ._base import ChainRunner, SamplerSettings
+from ._base import SamplerSettings, WindowedChain
 
 CENTRINGS = ("none", "diag", "dense")
 # Floor on the eigenvalues of a fitted correlation matrix. A pilot window that moved in few
@@ -137,15 +137,12 @@ def min_fit_window(dim: int) -> int:
     return 2 * dim
 
 
-def frame_fit_windows(tune: int, settings: SliceSettings, dim: int) -> tuple:
-    """Warmup windows (begin, end) whose draws refit the frame at ``end`` (none: it never
-    changes): Stan's doubling windows, skipping those shorter than ``min_fit_window``."""
+def frame_schedule(tune: int, settings: SliceSettings, dim: int) -> WarmupSchedule:
+    """Warmup whose windows refit the frame at their end (none: it never changes): Stan's
+    doubling windows, keeping those of at least ``min_fit_window`` draws."""
     if settings.centring == "none" or settings.loc is not None or settings.cov is not None:
-        return ()
-    schedule = stan_schedule(tune)
-    begins = (schedule.init_buffer,) + tuple(e + 1 for e in schedule.window_ends[:-1])
-    return tuple((b, e + 1) for b, e in zip(begins, schedule.window_ends)
-                 if e + 1 - b >= min_fit_window(dim))
+        return windowless_schedule(tune)
+    return stan_schedule(tune).only_windows_of(min_fit_window(dim))
 
 
 def new_width_state(w: float) -> np.ndarray:
@@ -153,24 +150,26 @@ def new_width_state(w: float) -> np.ndarray:
     return np.array([np.log(w), 0.0])
 
 
-class SliceChain(ChainRunner):
+class SliceChain(WindowedChain):
     """Chain runner for a slice family: holds the frame and the state z in it, runs the family's
-    compiled chunk in segments that respect the frame refits, and records what warmup tuned.
+    compiled chunk on the frame's warmup schedule (refitting the frame as each window closes), and
+    records what warmup tuned.
 
     Subclasses set ``stat_dtypes`` and implement ``_reset_state()`` (recompute cached
-    quantities after z or the frame changed) and ``_run_chunk(lo, hi, adapt)``."""
+    quantities after z or the frame changed) and ``_run_chunk(lo, hi, adapt)``. ``frame``, ``z``
+    and ``width`` start a chain inside a given frame (a pilot), sharing the width state."""
 
     stat_dtypes: ClassVar[dict] = {}
     frame_inflation: ClassVar[float] = 1.0  # fitted scales are multiplied by this
     keep_central_origin: ClassVar[bool] = False  # see fit_frame
 
-    def __init__(self, settings, target, rng, q0, tune, draws):
+    def __init__(self, settings, target, rng, q0, tune, draws, *, frame=None, z=None, width=None):
         super().__init__(settings, target, rng, q0, tune, draws)
         d = target.dim
-        self.frame = fixed_frame(settings, d) or identity_frame(d)
-        self.fit_ends = {end: begin for begin, end in frame_fit_windows(tune, settings, d)}
-        self.width = new_width_state(getattr(settings, "w", 1.0))
-        self.z = np.ascontiguousarray(x_to_frame(self.frame, self.q))
+        self.frame = frame if frame is not None else fixed_frame(settings, d) or identity_frame(d)
+        self.schedule = frame_schedule(tune, settings, d)
+        self.width = width if width is not None else new_width_state(getattr(settings, "w", 1.0))
+        self.z = np.ascontiguousarray(x_to_frame(self.frame, self.q) if z is None else z)
         self._reset_state()
 
     def _reset_state(self):
@@ -188,27 +187,16 @@ class SliceChain(ChainRunner):
         """Warmup iterations before the frame's last refit; the family's own kernel by default."""
         self._run_chunk(lo, hi, True)
 
-    def run(self, start, stop):
-        last_fit = max(self.fit_ends, default=0)
-        i = start
-        while i < stop:
-            ends = [stop] + [e for e in self.fit_ends if e > i]
-            if i < self.tune:
-                ends.append(self.tune)
-            end = min(ends)
-            if i < last_fit:
-                self._run_pilot(i, end)
-            else:
-                self._run_chunk(i, end, i < self.tune)
-            if end in self.fit_ends:
-                self._refit_frame(end)
-            i = end
+    def _advance(self, lo, hi):
+        if lo < self.schedule.last_window_end:
+            self._run_pilot(lo, hi)
+        else:
+            self._run_chunk(lo, hi, lo < self.tune)
 
-    def _refit_frame(self, end):
-        x = self.draws[self.fit_ends[end]:end]
-        q = self.draws[end - 1]
-        self.frame = fit_frame(x, self.settings.centring, self.frame_inflation, self.keep_central_origin)
-        self.z = np.ascontiguousarray(x_to_frame(self.frame, q))
+    def _end_window(self, begin, end):
+        self.frame = fit_frame(self.draws[begin:end], self.settings.centring, self.frame_inflation,
+                               self.keep_central_origin)
+        self.z = np.ascontiguousarray(x_to_frame(self.frame, self.draws[end - 1]))
         self.width[1] = 0.0  # w restarts its adaptation in the new units
         self._reset_state()
 

@@ -20,10 +20,10 @@ import numpy as np
 
 from .._core.adaptation import (dual_averaging_final, dual_averaging_init, dual_averaging_update,
                                 grad_diag_variance, regularized_variance, stan_schedule, welford_update,
-                                welford_update_dense)
+                                welford_update_dense, windowless_schedule)
 from .._core.hamiltonian import (dot, draw_momentum, find_reasonable_step_size, hamiltonian,
                                  leapfrog, velocity)
-from ._base import ChainRunner, SamplerSettings
+from ._base import SamplerSettings, WindowedChain
 
 _jit = numba.njit(cache=True, nogil=True)
 
@@ -347,7 +347,7 @@ def nuts_chunk(logp_grad, args, rng, q, lp, g, n_iter, step_size, jitter, adapt_
 # -- warmup and the chain runner ---------------------------------------------------------------
 
 
-class NUTSChain(ChainRunner):
+class NUTSChain(WindowedChain):
     """One chain: Stan's warmup (step-size search, dual averaging, windowed metric), then draws."""
 
     stat_dtypes = {"lp": np.float64, "energy": np.float64, "acceptance_rate": np.float64,
@@ -365,7 +365,7 @@ class NUTSChain(ChainRunner):
         self._init_metric(d)
         self.schedule = stan_schedule(tune, s.init_buffer, s.term_buffer, s.base_window)
         if s.inv_metric is not None:
-            self.schedule = stan_schedule(0)  # a fixed metric: adapt the step size only
+            self.schedule = windowless_schedule(tune)  # a fixed metric: adapt the step size only
         self.W = np.zeros((_WORK_ROWS, d))
         self.C = np.zeros((5, s.max_depth + 1, d))
         self.step = np.array([s.step_size if s.step_size is not None else 1.0])
@@ -433,7 +433,7 @@ class NUTSChain(ChainRunner):
             return grad_diag_variance(var, self.wf_gm2 / (self.wf_count[1] - 1.0))
         return regularized_variance(n, var)
 
-    def _end_window(self):
+    def _end_window(self, begin, end):
         m = self._window_metric()
         if not np.all(np.isfinite(m)):
             raise ValueError("metric adaptation produced non-finite variances; the chain may "
@@ -444,42 +444,26 @@ class NUTSChain(ChainRunner):
             self._search_step_size()
             self.da = dual_averaging_init(self.step[0])
 
-    def _segment_end(self, i, stop):
-        """Iterations [i, end) share one adaptation regime."""
-        ends = [stop]
-        if i < self.tune:
-            ends.append(self.tune)
-            sch = self.schedule
-            if sch.adapts_metric:
-                if i < sch.init_buffer:
-                    ends.append(sch.init_buffer)
-                ends.extend(e + 1 for e in sch.window_ends if e + 1 > i)
-        return min(ends)
-
-    def run(self, start, stop):
+    def _advance(self, lo, hi):
         s = self.settings
-        i = start
-        while i < stop:
-            end = self._segment_end(i, stop)
-            warm = i < self.tune
-            collect = warm and self.schedule.in_slow_window(i)
-            sl = slice(i, end)
-            st = self.stats
-            nuts_chunk(self.target.logp_grad_fn, self.target.kernel_args, self.rng, self.q, self.lp,
-                       self.g, end - i, self.step, 0.0 if warm else s.jitter,
-                       warm and s.adapt_step_size, self.da, self.da_consts, collect, self.kind,
-                       self.wf_count, self.wf_mean, self.wf_m2, self.wf_m2_dense, self.wf_gmean,
-                       self.wf_gm2, self.dense, self.inv_diag, self.inv_dense, self.chol,
-                       s.max_depth, s.max_energy_error, self.W, self.C,
-                       self.draws[sl], st["lp"][sl], st["energy"][sl], st["acceptance_rate"][sl],
-                       st["step_size"][sl], st["tree_depth"][sl], st["n_steps"][sl],
-                       st["diverging"][sl])
-            self.n_grad[sl] = st["n_steps"][sl]
-            if warm and end - 1 in self.schedule.window_ends:
-                self._end_window()
-            if warm and end == self.tune and s.adapt_step_size:
-                self.step[0] = dual_averaging_final(self.da)
-            i = end
+        warm = lo < self.tune
+        collect = warm and self.schedule.in_slow_window(lo)
+        sl = slice(lo, hi)
+        st = self.stats
+        nuts_chunk(self.target.logp_grad_fn, self.target.kernel_args, self.rng, self.q, self.lp,
+                   self.g, hi - lo, self.step, 0.0 if warm else s.jitter,
+                   warm and s.adapt_step_size, self.da, self.da_consts, collect, self.kind,
+                   self.wf_count, self.wf_mean, self.wf_m2, self.wf_m2_dense, self.wf_gmean,
+                   self.wf_gm2, self.dense, self.inv_diag, self.inv_dense, self.chol,
+                   s.max_depth, s.max_energy_error, self.W, self.C,
+                   self.draws[sl], st["lp"][sl], st["energy"][sl], st["acceptance_rate"][sl],
+                   st["step_size"][sl], st["tree_depth"][sl], st["n_steps"][sl],
+                   st["diverging"][sl])
+        self.n_grad[sl] = st["n_steps"][sl]
+
+    def _end_warmup(self):
+        if self.settings.adapt_step_size:
+            self.step[0] = dual_averaging_final(self.da)
 
     def tuned(self):
         return {"step_size": float(self.step[0]),

@@ -22,7 +22,7 @@ import numpy as np
 from .._core.slice import (_inline, adapt_width, shrink_angle, shrink_interval, step_out, to_x,
                            uniform_direction)
 from ._slice_common import SliceChain, SliceSettings, WidthSettings, new_width_state
-from .gpss import gpss_chunk, polar_log_density
+from .gpss import GPSS, GPSSChain
 
 PILOTS = ("gpss", "self")
 
@@ -57,49 +57,48 @@ class GPSSPilotChain(SliceChain):
     with a prior much wider or narrower than the posterior), so the frame fitted from their own
     warmup draws is poor and never recovers. GPSS's radius moves are scale-free, and the GPSS
     paper tuned its elliptical baseline from a GPSS run in the same way. The kernel's own moves
-    take over after the last refit, where the terminal buffer tunes its w."""
+    take over after the last refit, where the terminal buffer tunes its w.
 
-    _pilot = None  # GPSS (state [r, lp1], theta, work), kept across chunks until a refit
+    The pilot is a :class:`GPSSChain` in this chain's current frame, started from its state and
+    kept across chunks until the next refit (so the draws do not depend on how ``sample()`` cuts
+    the run); its width state lives on across refits."""
+
+    _pilot = None
     _pilot_width = None
 
     def _run_pilot(self, lo, hi):
-        d = self.target.dim
-        if self.settings.pilot != "gpss" or d < 2:
+        if self.settings.pilot != "gpss" or self.target.dim < 2:
             return super()._run_pilot(lo, hi)
         if self._pilot is None:
-            self._start_pilot(d)
-        state, theta, work = self._pilot
-        n = hi - lo
-        n_dir, n_rad, n_out, n_shrink = (np.zeros(n, dtype=np.int64) for _ in range(4))
-        w, exhausted = np.zeros(n), np.zeros(n, dtype=np.bool_)
+            self._pilot = self._start_pilot(self.schedule.last_window_end)  # all of its iterations
+        pilot = self._pilot
+        pilot.run(lo, hi)
         sl = slice(lo, hi)
-        gpss_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, state, theta, n,
-                   self._pilot_width, True, d - 1.0, self.settings.max_proposals, work, self.draws[sl],
-                   self.stats["lp"][sl], n_dir, n_rad, n_out, n_shrink, w, exhausted)
-        self.n_logp[sl] = n_dir + n_rad
-        self.stats["n_shrink"][sl] = n_shrink
-        self.stats["exhausted"][sl] = exhausted
-        self.z = state[0] * theta
+        self.draws[sl] = pilot.draws[sl]
+        self.n_logp[sl] = pilot.n_logp[sl]
+        for name in self.stats.keys() & pilot.stats.keys():
+            self.stats[name][sl] = pilot.stats[name][sl]
+        self.z = pilot.z
+
+    def _start_pilot(self, n_iter) -> GPSSChain:
+        """A GPSS chain for iterations [0, n_iter), all warmup, at this chain's current state;
+        its first evaluation is counted here."""
+        if self._pilot_width is None:
+            self._pilot_width = new_width_state(1.0)
+        settings = GPSS(centring="none", max_proposals=self.settings.max_proposals)
+        pilot = GPSSChain(settings, self.target, self.rng, self.q, n_iter, 0, frame=self.frame, z=self.z,
+                          width=self._pilot_width)
+        self.extra_logp += pilot.extra_logp
+        pilot.extra_logp = 0
+        return pilot
 
     def compile_kernels(self):
         if self.settings.pilot == "gpss" and self.target.dim >= 2:
-            self._run_pilot(0, 1)
+            self._start_pilot(1).run(0, 1)
 
-    def _start_pilot(self, d):
-        """GPSS state at z in the current frame. It carries over between chunks, so that the
-        draws do not depend on how ``sample()`` cuts the run (chunks follow wall-clock time)."""
-        work = np.zeros((5, d))
-        state = np.zeros(2)
-        state[0], state[1] = polar_log_density(self.target.logp_fn, self.target.kernel_args, self.frame,
-                                               self.z, work[4], d - 1.0)
-        self.extra_logp += 1
-        self._pilot = (state, self.z / state[0], work)
-        if self._pilot_width is None:
-            self._pilot_width = new_width_state(1.0)
-
-    def _refit_frame(self, end):
-        super()._refit_frame(end)
+    def _end_window(self, begin, end):
         self._pilot = None  # restarts from the new z at its next chunk
+        super()._end_window(begin, end)
         if self._pilot_width is not None:
             self._pilot_width[1] = 0.0  # w restarts its adaptation in the new units
 
