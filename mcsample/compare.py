@@ -49,6 +49,9 @@ def compare(target, samplers, *, budget, chains=4, seed=0, executor=None, refere
     xarray.Dataset with dimension ``sampler``: evaluations spent, wall time, draws kept, ESS
     bulk/tail (min over parameters) and R-hat (max), the distances to the reference, and
     ``status`` ("ok" or why the sampler failed). A failing sampler gets its row; the others run.
+    The same on ArviZ 0.x and 1.x (Python 3.11 and >= 3.12): the per-sampler runs are
+    ``sample()`` results of either type, and ESS and R-hat are computed the same way on both
+    (tail ESS from the 5% and 95% quantiles, as in ArviZ 0.x).
     """
     import xarray as xr
 

@@ -52,11 +52,14 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
 
     Returns
     -------
-    arviz.InferenceData with ``posterior["x"]`` (chain, draw, param), per-draw ``sample_stats``
-    (``lp``, ``n_logp``, ``n_grad`` and the family's own), and ``attrs``: sampler, settings
-    (JSON), seed, n_logp and n_grad (totals including warmup), wall_time, compile_time,
-    mcsample_version, interrupted. Ctrl-C returns the draws made so far with
-    ``attrs["interrupted"] = True``.
+    ArviZ's data structure for the installed ArviZ: ``arviz.InferenceData`` on ArviZ 0.x (what
+    pip installs on Python 3.11), ``xarray.DataTree`` on ArviZ 1.x (Python >= 3.12), with the
+    same content: ``posterior["x"]`` (chain, draw, param), per-draw ``sample_stats`` (``lp``,
+    ``n_logp``, ``n_grad`` and the family's own), ``warmup_posterior`` and
+    ``warmup_sample_stats`` if ``save_warmup``, and ``attrs``: sampler, settings (JSON), seed,
+    n_logp and n_grad (totals including warmup), wall_time, compile_time, mcsample_version,
+    interrupted. ``result.posterior["x"]``, ``result.sample_stats[...]`` and ``result.attrs``
+    read both. Ctrl-C returns the draws made so far with ``attrs["interrupted"] = True``.
     """
     draws, tune, chains = _check_counts(draws, tune, chains)
     cfg = _samplers.resolve(sampler, settings)
