@@ -167,11 +167,18 @@ def _row_name(label):
     return re.sub(r"^x\[(.*)\]$", r"\1", label) if isinstance(label, str) else label
 
 
+def _ess_kwargs(method) -> dict:
+    """Tail ESS is the smaller ESS of the 5% and 95% quantile indicators (Vehtari et al. 2021;
+    ArviZ 0.x). ArviZ 1.x's default takes the quantiles of its 89% interval instead (and fails on
+    arrays without ``prob``); pass the 0.x ones so both report the same numbers."""
+    return {"prob": (0.05, 0.95)} if method == "tail" and arviz_major() >= 1 else {}
+
+
 def ess(idata, method="bulk"):
     """ESS of the posterior's variables, an ``xarray.Dataset`` (``ess(r)["x"]`` has dim param)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _dataset(_az().ess(idata, method=method))
+        return _dataset(_az().ess(idata, method=method, **_ess_kwargs(method)))
 
 
 def rhat(idata):
@@ -193,7 +200,7 @@ def ess_of(values, method="bulk") -> np.ndarray:
     az = _az()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return np.array([float(az.ess(np.asarray(values[..., j]), method=method))
+        return np.array([float(az.ess(np.asarray(values[..., j]), method=method, **_ess_kwargs(method)))
                          for j in range(values.shape[-1])])
 
 

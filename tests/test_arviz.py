@@ -106,6 +106,7 @@ def test_arviz_reads_the_result(result):
     # the array helpers agree with the Dataset ones
     x = _arviz.draws_array(result)
     np.testing.assert_allclose(_arviz.ess_of(x), _arviz.ess(result)["x"].values)
+    np.testing.assert_allclose(_arviz.ess_of(x, "tail"), _arviz.ess(result, "tail")["x"].values)
     np.testing.assert_allclose(_arviz.rhat_of(x), _arviz.rhat(result)["x"].values)
     np.testing.assert_allclose(_arviz.mcse_of(x, "mean"), _arviz.mcse(result)["x"].values, rtol=1e-10)
 
@@ -143,6 +144,18 @@ def test_extra_groups_round_trip():
     assert r.attrs["seed"] == 1
     with pytest.raises(ValueError, match="clashes"):
         _arviz.to_inference_data(_draws((1, 5, 1)), {}, ["a"], {}, extra_groups={"posterior": step})
+
+
+def test_diagnostics_agree_across_arviz_versions():
+    """ESS bulk/tail, R-hat and MCSE of fixed draws, pinned to ArviZ 0.23's values: the
+    comparison table's columns mean the same on either ArviZ."""
+    x = _draws((2, 50, 3))
+    np.testing.assert_allclose(_arviz.ess_of(x), [114.884907, 125.427409, 25.48044], rtol=1e-6)
+    np.testing.assert_allclose(_arviz.ess_of(x, "tail"), [119.591864, 79.892002, 112.861877], rtol=1e-6)
+    np.testing.assert_allclose(_arviz.rhat_of(x), [1.003516, 1.043977, 1.056671], rtol=1e-6)
+    np.testing.assert_allclose(_arviz.mcse_of(x, "mean"), [0.099776, 0.091383, 0.179784], rtol=1e-5)
+    r = _arviz.to_inference_data(x, {}, ["a", "b", "c"], {})
+    np.testing.assert_allclose(_arviz.ess(r, "tail")["x"].values, _arviz.ess_of(x, "tail"))
 
 
 def test_empty_stats_give_no_group_and_integer_names_work():
