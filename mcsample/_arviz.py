@@ -110,15 +110,17 @@ def to_inference_data(posterior, stats, names, attrs, *, warmup_posterior=None, 
     groups = {"posterior": _draws_dataset({"x": posterior}, names)}
     if stats:
         groups["sample_stats"] = _draws_dataset(stats)
+    warmup = {}
     if warmup_posterior is not None:
-        groups["warmup_posterior"] = _draws_dataset({"x": warmup_posterior}, names)
+        warmup["warmup_posterior"] = _draws_dataset({"x": warmup_posterior}, names)
         if warmup_stats:
-            groups["warmup_sample_stats"] = _draws_dataset(warmup_stats)
+            warmup["warmup_sample_stats"] = _draws_dataset(warmup_stats)
     for name, ds in (extra_groups or {}).items():
-        if name in groups:
+        if name in groups or name in warmup or name.startswith("warmup_"):
             raise ValueError(f"extra group {name!r} clashes with a standard group")
         groups[name] = ds
-    return from_datasets(groups, attrs)
+    # warmup groups last, the order InferenceData lists them in, so both list the same order
+    return from_datasets({**groups, **warmup}, attrs)
 
 
 def _is_tree(obj) -> bool:

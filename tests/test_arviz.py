@@ -44,9 +44,7 @@ def test_result_type_is_the_installed_arvizs(result):
 
 
 def test_groups_variables_dims_coords(result, gauss):
-    assert _arviz.group_names(result)[:2] == ["posterior", "sample_stats"]
-    assert set(_arviz.group_names(result)) == {"posterior", "sample_stats", "warmup_posterior",
-                                               "warmup_sample_stats"}
+    assert _arviz.group_names(result) == ["posterior", "sample_stats", "warmup_posterior", "warmup_sample_stats"]
     for name, draws in (("posterior", 60), ("warmup_posterior", 50)):
         for x in (result[name]["x"], getattr(result, name)["x"], _arviz.group(result, name)["x"]):
             assert x.dims == ("chain", "draw", "param") and x.shape == (2, draws, 3)
@@ -135,7 +133,12 @@ def test_extra_groups_round_trip():
                       coords={"chain": [0, 1], "step": np.arange(7)}, attrs={"note": "per step"})
     r = _arviz.to_inference_data(_draws((2, 20, 2)), {"lp": _draws((2, 20), 1)}, ["a", "b"], {"seed": 1},
                                  extra_groups={"step_stats": step})
-    assert set(_arviz.group_names(r)) == {"posterior", "sample_stats", "step_stats"}
+    assert _arviz.group_names(r) == ["posterior", "sample_stats", "step_stats"]
+    with_warmup = _arviz.to_inference_data(_draws((2, 20, 2)), {"lp": _draws((2, 20), 1)}, ["a", "b"], {},
+                                           warmup_posterior=_draws((2, 5, 2)), warmup_stats={"lp": _draws((2, 5))},
+                                           extra_groups={"step_stats": step})
+    assert _arviz.group_names(with_warmup) == ["posterior", "sample_stats", "step_stats", "warmup_posterior",
+                                               "warmup_sample_stats"]
     got = _arviz.group(r, "step_stats")
     xr.testing.assert_identical(got.drop_attrs(), step.drop_attrs())
     assert got.attrs["note"] == "per step"
