@@ -96,10 +96,14 @@ def _run_one(target, reference, sampler, *, budget, chains, seed, executor, tune
     cfg = _samplers.resolve(sampler, {})
     row = {"sampler": cfg.name, "status": "ok"}
     per_chain = budget / chains
-    max_draws = int(max(1, min(per_chain, _MAX_DRAW_BYTES / (8 * target.dim))))
+    particles = cfg.kind == _samplers.PARTICLES
+    if particles:  # a run's population; the family plans its steps from the budget per particle
+        draws = cfg.draws_for_budget(per_chain, target.dim)
+    else:  # as many as the budget could pay for; the chains stop when it is spent
+        draws = int(max(1, min(per_chain, _MAX_DRAW_BYTES / (8 * target.dim))))
     t0 = time.perf_counter()
     try:
-        idata = sample(target, cfg, draws=max_draws, tune=tune, chains=chains, seed=seed,
+        idata = sample(target, cfg, draws=draws, tune=tune, chains=chains, seed=seed,
                        executor=executor, progressbar=progressbar, max_evals=budget)
     except Exception as err:  # a failing sampler gets a row saying so; the others still run
         row.update(status=f"error: {type(err).__name__}: {err}", wall_time=time.perf_counter() - t0)
@@ -114,7 +118,8 @@ def _run_one(target, reference, sampler, *, budget, chains, seed, executor, tune
     if not np.all(np.isfinite(x)):
         row["status"] = "non-finite draws"
         return _complete(row), None
-    row.update(_mcmc_diagnostics(idata))
+    if not particles:  # ESS and R-hat describe Markov chains, not populations
+        row.update(_mcmc_diagnostics(idata))
     flat = x.reshape(-1, target.dim)
     if reference is not None:
         row.update(_distances(reference, flat, seed, sinkhorn))

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _arviz
 from . import samplers as _samplers
+from .samplers._base import PARTICLES
 from ._version import __version__
 
 __all__ = ["sample"]
@@ -22,7 +23,13 @@ _CHUNK_SECONDS = 0.25  # progress and Ctrl-C are handled between compiled chunks
 
 def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None, init=None,
            progressbar=True, executor=None, save_warmup=False, max_evals=None, **settings):
-    """Draw ``chains`` x ``draws`` samples from ``target`` after ``tune`` warmup iterations.
+    """Draw ``chains`` x ``draws`` samples from ``target``.
+
+    For a Markov chain sampler (NUTS, the slice samplers) a chain runs ``tune`` warmup
+    iterations, then keeps ``draws``. For a particle sampler (``mc.samplers.SamplerSettings.kind
+    == "particles"``) a chain is one independent run of a population of ``draws`` particles
+    through the family's time grid, a draw is one particle at the end of it, and ``tune`` means
+    what the family documents (a pilot, or nothing).
 
     Parameters
     ----------
@@ -30,6 +37,7 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
     sampler : str or settings object
         A name from ``mcsample.samplers.available()`` or e.g. ``mcsample.samplers.NUTS(...)``.
     draws, tune, chains : int
+        ``draws`` is the number of kept iterations per chain, or a particle run's population size.
     seed : int, optional
         Each chain gets its own generator from ``numpy.random.SeedSequence(seed).spawn(chains)``,
         so the same seed gives bit-identical draws whatever the executor or thread count.
@@ -45,8 +53,10 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
         Also return the warmup draws as ``warmup_posterior`` / ``warmup_sample_stats``.
     max_evals : int, optional
         A budget of target evaluations (log densities plus gradients, warmup included) shared
-        equally by the chains: a chain stops once it has spent its share, and all chains are cut
-        to the shortest. ``attrs["n_logp"]``/``["n_grad"]`` count everything spent.
+        equally by the chains. A Markov chain stops once it has spent its share, and all chains
+        are cut to the shortest. A particle run gets its share per particle before it starts,
+        picks its own knobs from it and reports what it spent. ``attrs["n_logp"]``/``["n_grad"]``
+        count everything spent.
     **settings
         Overrides of the sampler's settings, e.g. ``max_depth=8``.
 
@@ -77,22 +87,26 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
     chain_seeds = seed_seq.spawn(chains)
 
     t0 = time.perf_counter()
-    _compile(cfg, target, inits[0])
+    _compile(cfg, target, inits[0], chain_budget)
     compile_time = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     results, interrupted = _run_chains(cfg, target, chain_seeds, inits, tune, draws, progressbar,
                                        executor, chain_budget)
     wall_time = time.perf_counter() - t0
-    return _assemble(cfg, target, results, tune, draws, save_warmup, interrupted, {
+    attrs = {
         "sampler": cfg.name,
+        "kind": cfg.kind,
         "settings": cfg.to_json(),
         "seed": int(seed_seq.entropy) if seed is None else seed,
         "wall_time": wall_time,
         "compile_time": compile_time,
         "mcsample_version": __version__,
         "target": target.name,
-    })
+    }
+    if cfg.kind == PARTICLES:
+        return _assemble_particles(results, target, interrupted, attrs)
+    return _assemble(results, target, tune, save_warmup, interrupted, attrs)
 
 
 # -- arguments ---------------------------------------------------------------------------------
@@ -140,68 +154,92 @@ def _initial_point(cfg, target, rng, init, chain):
                      "uniform(-2, 2) initial points; pass init= inside the support")
 
 
-def _compile(cfg, target, init):
-    """Compile (or load from cache) the family's kernels on a throwaway two-iteration run, so
-    that wall_time excludes compilation. It starts where chain 0 would (or a point chosen the
-    same way), which also surfaces a bad init (GPSS at its origin, say) before any thread runs."""
-    q0, _ = _initial_point(cfg, target, np.random.default_rng(0), init, 0)
-    runner = cfg.start_chain(target, np.random.default_rng(0), q0, 1, 1)
-    runner.run(0, 2)
-    runner.compile_kernels()
+def _compile(cfg, target, init, chain_budget):
+    """Compile (or load from cache) the family's kernels on a throwaway run (two iterations, or
+    one time step of two particles), so that wall_time excludes compilation. A chain starts where
+    chain 0 would (or a point chosen the same way), which also surfaces a bad init (GPSS at its
+    origin, say) before any thread runs."""
+    run = _start(cfg, target, np.random.default_rng(0), init, 1, 2, 0, chain_budget)
+    run.advance(0, min(2, run.total))
+    run.compile_kernels()
 
 
 # -- running chains ----------------------------------------------------------------------------
 
 
+def _start(cfg, target, rng, init, tune, draws, chain, budget):
+    """The family's run: a Markov chain from a finite initial point (whose evaluations it
+    counts), or a particle run given its budget per particle."""
+    if cfg.kind == PARTICLES:
+        per_particle = None if budget is None else budget / draws
+        return cfg.start_run(target, rng, init, tune, draws, per_particle)
+    q0, n_init = _initial_point(cfg, target, rng, init, chain)
+    runner = cfg.start_chain(target, rng, q0, tune, draws)
+    if cfg.needs_grad:
+        runner.extra_grad += n_init
+    else:
+        runner.extra_logp += n_init
+    return runner
+
+
 @dataclass
 class ChainResult:
+    """What one chain (or particle run) returns to ``sample()``: its draws (the chain's
+    iterations, or the particles), per-draw stats and counts, and how far it got."""
+
     draws: np.ndarray
     stats: dict
     n_logp: np.ndarray
     n_grad: np.ndarray
     done: int
+    total: int
     extra_logp: int
     extra_grad: int
     tuned: dict = field(default_factory=dict)
+    step_stats: dict | None = None  # particle runs: per time step, with "time"
+
+    @property
+    def spent(self) -> int:
+        """Everything this chain evaluated (draws past ``done`` are zero)."""
+        return int(self.n_logp.sum() + self.n_grad.sum() + self.extra_logp + self.extra_grad)
 
 
 def run_chain(cfg, target, seed, init, tune, draws, chain=0, progress=None, stop=None, budget=None):
-    """One chain from its own SeedSequence; stops early (keeping its draws) when ``stop`` is set
-    or once it has spent ``budget`` evaluations. Module-level and picklable, so any executor can
-    run it."""
+    """One chain (or particle run) from its own SeedSequence, advanced in chunks of iterations
+    (or time steps) of about ``_CHUNK_SECONDS``; stops early when ``stop`` is set, and a Markov
+    chain also once it has spent ``budget`` evaluations (keeping its draws). Module-level and
+    picklable, so any executor can run it."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    q0, n_init = _initial_point(cfg, target, rng, init, chain)
-    init_logp, init_grad = (0, n_init) if cfg.needs_grad else (n_init, 0)
-    runner = cfg.start_chain(target, rng, q0, tune, draws)
-    total = tune + draws
+    run = _start(cfg, target, rng, init, tune, draws, chain, budget)
+    markov_budget = budget if cfg.kind != PARTICLES else None  # a particle run planned for it
     done = 0
-    chunk = 10
-    while done < total and not (stop is not None and stop.is_set()):
-        if budget is not None:
-            spent = _spent(runner, done) + init_logp + init_grad
-            if spent >= budget:
+    chunk = 10 if cfg.kind != PARTICLES else 1
+    while done < run.total and not (stop is not None and stop.is_set()):
+        if markov_budget is not None:
+            spent = run.spent(done)
+            if spent >= markov_budget:
                 break
             if done:  # do not overshoot the budget by more than about one iteration
-                chunk = min(chunk, max(1, int((budget - spent) * done / spent)))
-        stop_at = min(total, done + chunk)
+                chunk = min(chunk, max(1, int((markov_budget - spent) * done / spent)))
+        stop_at = min(run.total, done + chunk)
         t0 = time.perf_counter()
-        runner.run(done, stop_at)
+        run.advance(done, stop_at)
         elapsed = time.perf_counter() - t0
         if progress is not None:
-            progress(stop_at - done)
+            progress(stop_at - done, run.total)
         chunk = int(np.clip((stop_at - done) * _CHUNK_SECONDS / max(elapsed, 1e-6), 1, 1000))
         done = stop_at
-    return ChainResult(runner.draws, runner.stats, runner.n_logp, runner.n_grad, done,
-                       runner.extra_logp + init_logp, runner.extra_grad + init_grad, runner.tuned())
-
-
-def _spent(runner, done):
-    return int(runner.n_logp[:done].sum() + runner.n_grad[:done].sum() + runner.extra_logp + runner.extra_grad)
+    if cfg.kind == PARTICLES:
+        return ChainResult(run.particles, run.stats, run.n_logp, run.n_grad, done, run.total,
+                           run.extra_logp, run.extra_grad, run.tuned(),
+                           step_stats={**run.step_stats, "time": run.time})
+    return ChainResult(run.draws, run.stats, run.n_logp, run.n_grad, done, run.total,
+                       run.extra_logp, run.extra_grad, run.tuned())
 
 
 def _run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, chain_budget=None):
     chains = len(seeds)
-    bars = _progress_bars(chains, tune + draws, progressbar)
+    bars = _progress_bars(chains, cfg, progressbar)
     stop = threading.Event()
     own = executor is None
     local = own or isinstance(executor, cf.ThreadPoolExecutor)
@@ -209,7 +247,7 @@ def _run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, c
         executor = cf.ThreadPoolExecutor(max_workers=min(chains, os.cpu_count() or 1))
     futures = {}
     for c in range(chains):
-        extra = dict(progress=bars[c].update if bars else None, stop=stop) if local else {}
+        extra = dict(progress=_bar_progress(bars[c]) if bars else None, stop=stop) if local else {}
         futures[executor.submit(run_chain, cfg, target, seeds[c], inits[c], tune, draws, chain=c,
                                 budget=chain_budget, **extra)] = c
     interrupted = False
@@ -218,9 +256,9 @@ def _run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, c
         while pending:
             finished, pending = cf.wait(pending, timeout=0.2)
             for f in finished:
+                result = f.result()  # surface errors at once
                 if bars and not local:
-                    bars[futures[f]].update(tune + draws)
-                f.result()  # surface errors at once
+                    _bar_progress(bars[futures[f]])(result.done, result.total)
     except KeyboardInterrupt:
         interrupted = True
         stop.set()
@@ -242,45 +280,79 @@ def _run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, c
     return results, interrupted
 
 
-def _progress_bars(chains, total, enabled):
+def _progress_bars(chains, cfg, enabled):
+    """One bar per chain, in iterations or, for particle runs, in time steps (the run sets its
+    bar's total: the family picks its number of steps)."""
     if not enabled:
         return []
     from tqdm.auto import tqdm
-    return [tqdm(total=total, desc=f"chain {c}", position=c, leave=True, unit="it")
-            for c in range(chains)]
+    unit = "step" if cfg.kind == PARTICLES else "it"
+    return [tqdm(total=None, desc=f"chain {c}", position=c, leave=True, unit=unit) for c in range(chains)]
+
+
+def _bar_progress(bar):
+    """progress(n, total) for run_chain: n more units done out of ``total``."""
+    def progress(n, total):
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(n)
+    return progress
 
 
 # -- output ------------------------------------------------------------------------------------
 
 
-def _assemble(cfg, target, results, tune, draws, save_warmup, interrupted, attrs):
+def _spent_attrs(kept, interrupted, returned):
+    """Totals of everything spent (including draws of chains cut to the shortest, and runs that
+    did not finish), and what came back."""
+    return dict(n_logp=int(sum(r.n_logp.sum() + r.extra_logp for r in kept)),
+                n_grad=int(sum(r.n_grad.sum() + r.extra_grad for r in kept)),
+                interrupted=bool(interrupted), chains_returned=len(returned),
+                tuned=_json_list([r.tuned for r in returned]))
+
+
+def _per_draw_stats(results, lo, hi):
+    """{name: (chain, draw)} of the family's statistics and the evaluation counts."""
+    out = {name: np.stack([r.stats[name][lo:hi] for r in results]) for name in results[0].stats}
+    out["n_logp"] = np.stack([r.n_logp[lo:hi] for r in results])
+    out["n_grad"] = np.stack([r.n_grad[lo:hi] for r in results])
+    return out
+
+
+def _assemble(results, target, tune, save_warmup, interrupted, attrs):
     kept = [r for r in results if r is not None]
     n_done = min(r.done for r in kept)  # chains stopped by Ctrl-C at different points: cut to the shortest
     n_warm = min(n_done, tune)
     n_post = max(0, n_done - tune)
-
-    def stack(get, lo, hi):
-        return np.stack([get(r)[lo:hi] for r in kept])
-
-    def stats(lo, hi):
-        out = {name: stack(lambda r, k=name: r.stats[k], lo, hi) for name in kept[0].stats}
-        out["n_logp"] = stack(lambda r: r.n_logp, lo, hi)
-        out["n_grad"] = stack(lambda r: r.n_grad, lo, hi)
-        return out
-
-    attrs = dict(attrs)
-    attrs.update(  # everything spent, including draws of longer chains cut to the shortest
-        n_logp=int(sum(r.n_logp[:r.done].sum() + r.extra_logp for r in kept)),
-        n_grad=int(sum(r.n_grad[:r.done].sum() + r.extra_grad for r in kept)),
-        interrupted=bool(interrupted),
-        chains_returned=len(kept),
-        tuned=_json_list([r.tuned for r in kept]),
-    )
+    attrs = {**attrs, **_spent_attrs(kept, interrupted, kept)}
     warm = {}
     if save_warmup:
-        warm = dict(warmup_posterior=stack(lambda r: r.draws, 0, n_warm), warmup_stats=stats(0, n_warm))
-    return _arviz.to_inference_data(stack(lambda r: r.draws, tune, tune + n_post),
-                                    stats(tune, tune + n_post), target.names, attrs, **warm)
+        warm = dict(warmup_posterior=np.stack([r.draws[:n_warm] for r in kept]),
+                    warmup_stats=_per_draw_stats(kept, 0, n_warm))
+    return _arviz.to_inference_data(np.stack([r.draws[tune:tune + n_post] for r in kept]),
+                                    _per_draw_stats(kept, tune, tune + n_post), target.names, attrs,
+                                    **warm)
+
+
+def _assemble_particles(results, target, interrupted, attrs):
+    """Finished runs only: a population stopped part-way through its time grid is not a sample
+    from the target. Per-step diagnostics go to the ``step_stats`` group, dims (chain, step)."""
+    import xarray as xr
+    kept = [r for r in results if r is not None]
+    finished = [r for r in kept if r.done == r.total]
+    if not finished:
+        steps = ", ".join(f"{r.done}/{r.total}" for r in kept)
+        raise KeyboardInterrupt(f"interrupted before any particle run reached the end of its time grid "
+                                f"(steps done: {steps}); a population part-way through is not a sample "
+                                "from the target, so nothing is returned")
+    attrs = {**attrs, **_spent_attrs(kept, interrupted, finished), "n_steps": finished[0].total}
+    n = finished[0].draws.shape[0]
+    steps = xr.Dataset({name: (("chain", "step"), np.stack([r.step_stats[name] for r in finished]))
+                        for name in finished[0].step_stats},
+                       coords={"chain": np.arange(len(finished)), "step": np.arange(finished[0].total)})
+    return _arviz.to_inference_data(np.stack([r.draws for r in finished]), _per_draw_stats(finished, 0, n),
+                                    target.names, attrs, extra_groups={"step_stats": steps})
 
 
 def _json_list(items):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from ._base import SamplerSettings
+from ._base import MARKOV, PARTICLES, ParticleSettings, SamplerSettings
 from .gpss import GPSS
 from .nuts import NUTS
 from .slice import EllipticalSlice, HitAndRunSlice
 
-__all__ = ["available", "resolve", "SamplerSettings", "NUTS", "GPSS", "EllipticalSlice", "HitAndRunSlice"]
+__all__ = ["available", "resolve", "SamplerSettings", "ParticleSettings", "MARKOV", "PARTICLES", "NUTS", "GPSS", "EllipticalSlice", "HitAndRunSlice"]
 
 _REGISTRY = {cls.name: cls for cls in (NUTS, GPSS, EllipticalSlice, HitAndRunSlice)}
 

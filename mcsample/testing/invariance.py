@@ -43,6 +43,11 @@ def _chain_stepper(target, sampler, settings):
             return out
         return run_user_kernel
     cfg = _samplers.resolve(sampler, settings)
+    if cfg.kind == _samplers.PARTICLES:
+        raise ValueError(
+            f"{cfg.name} is a particle sampler: its draws are the end of a run through a time grid, "
+            "not states of a Markov kernel, so invariance checks do not apply; check its accuracy "
+            "with mcsample.testing.assert_accurate (or mc.compare against a reference)")
     cfg.validate(target.dim)
 
     def run_family_kernel(x0, rng, k):
