@@ -117,7 +117,7 @@ def fit_frame(x: np.ndarray, centring: str, inflation: float = 1.0, keep_central
     scale = inflation * np.sqrt(regularized_variance(n, ((q75 - q25) / 1.349) ** 2))
     if keep_central_origin and np.linalg.norm(centre / scale) < np.sqrt(d):
         centre = np.zeros(d)
-    if centring == "diag" or n < 10 * d:  # too few draws for d(d-1)/2 correlations
+    if centring == "diag" or n < 10 * d or d == 1:  # too few draws for d(d-1)/2 correlations, or none
         return diagonal_frame(centre, scale)
     ranks = np.argsort(np.argsort(x, axis=0), axis=0).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -132,3 +132,11 @@ def test_draws_do_not_depend_on_how_the_run_is_chunked(sampler):
     for a, b in [(0, 7), (7, 50), (50, 51), (51, 180), (180, 333), (333, 400)]:
         pieces.run(a, b)
     np.testing.assert_array_equal(whole.draws, pieces.draws)
+
+
+def test_one_dimensional_target_fits_a_diagonal_frame():
+    """d = 1 has no correlations to fit: the dense frame fit used to fail (np.fill_diagonal on a
+    scalar correlation) once a warmup window had 10 draws."""
+    m = models.gaussian(np.array([1.0]), np.array([4.0]))
+    idata = mc.sample(m.target, "hit_and_run_slice", draws=200, tune=300, chains=2, seed=1, progressbar=False)
+    assert json.loads(idata.attrs["tuned"])[0]["frame"] == "diag"
