@@ -18,6 +18,10 @@ so it is the natural importance proposal and the weights are just p(x0).
 
 grad log q(x0) = grad log p(x0) + a (x - a x0) / var. Every log-density or gradient evaluation
 is counted in the returned totals.
+
+All of them work in a *frame* (``_core/slice.py``): x0 are coordinates u with the target's point
+c + L u, so p is read as p(c + L u) (the constant Jacobian drops out) and a family can run its
+diffusion in standardised coordinates. The identity frame is the plain target.
 """
 
 from __future__ import annotations
@@ -25,20 +29,74 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .slice import FRAME_DENSE, FRAME_DIAG, logp_in_frame, to_x
+
 _jit = numba.njit(cache=True, nogil=True)
 
 
 @_jit
-def importance_mean(logp, args, rng, x, a, var, n, antithetic, z, xi, mean_out, starts):
-    """Self-normalised importance estimate of m(x) with ``n`` proposals from N(x / a, var / a^2 I),
-    written into ``mean_out``. ``antithetic`` pairs each draw xi with -xi (n rounded up to even).
+def logp_grad_in_frame(logp_grad, args, frame, z, x, g_out):
+    """log p(c + L z) and its gradient in z, L^T grad log p(c + L z), written into ``g_out``;
+    NaN is -inf. Returns (log p, finite)."""
+    kind, centre, scale, chol = frame
+    to_x(frame, z, x)
+    lp, g = logp_grad(x, *args)
+    d = z.size
+    if kind == FRAME_DENSE:
+        for j in range(d):
+            s = 0.0
+            for i in range(j, d):
+                s += chol[i, j] * g[i]
+            g_out[j] = s
+    elif kind == FRAME_DIAG:
+        for i in range(d):
+            g_out[i] = scale[i] * g[i]
+    else:
+        for i in range(d):
+            g_out[i] = g[i]
+    if np.isnan(lp):
+        return -np.inf, False
+    finite = lp > -np.inf
+    for i in range(d):
+        finite = finite and np.isfinite(g_out[i])
+    return lp, finite
+
+
+@_jit
+def _log_defensive_ratio(z, centre, sd, defensive_sd):
+    """log N(z; 0, defensive_sd^2 I) - log N(z; centre, sd^2 I)."""
+    d = z.size
+    q_def = 0.0
+    q_lik = 0.0
+    for i in range(d):
+        q_def += z[i] * z[i]
+        r = z[i] - centre[i]
+        q_lik += r * r
+    return (-0.5 * q_def / defensive_sd**2 - d * np.log(defensive_sd)
+            + 0.5 * q_lik / sd**2 + d * np.log(sd))
+
+
+@_jit
+def importance_mean(logp, args, frame, rng, x, a, var, n, antithetic, defensive, z, xi, buf, mean_out,
+                    starts):
+    """Self-normalised importance estimate of m(x) with ``n`` proposals, written into ``mean_out``.
+
+    The proposal is the likelihood factor N(x / a, var / a^2 I), mixed with probability
+    ``defensive`` = (beta, s) with a "defensive" N(0, s^2 I) about the frame's centre (Hesterberg
+    1995; beta = 0: none). Far from the target the likelihood factor's draws all miss it and the
+    estimate then only pulls x back by a few of the proposal's sds, so the reverse process lets
+    such a particle drift off; the defensive draws keep the target in view. The weights are
+    p(z) N(z; x/a, .) / q_mix(z). ``antithetic`` pairs each draw xi with -xi (n rounded up to even).
     If ``starts`` has rows, each row receives an independent draw from the weighted sample
     (multinomial resampling, streamed: a row keeps proposal j with probability w_j / sum_{i<=j} w_i).
 
     Returns (effective sample size, evaluations). With no finite weight, m(x) falls back to the
-    proposal's centre and the ESS is 0."""
+    likelihood factor's centre and the ESS is 0. ``z``, ``xi``, ``buf``: (d,) scratch."""
     d = x.size
     sd = np.sqrt(var) / a
+    beta, defensive_sd = defensive
+    log_keep = np.log1p(-beta)
+    log_beta = np.log(beta) if beta > 0.0 else -np.inf
     log_max = -np.inf
     sum_w = 0.0
     sum_w2 = 0.0
@@ -49,12 +107,17 @@ def importance_mean(logp, args, rng, x, a, var, n, antithetic, z, xi, mean_out, 
     while j < n:
         for i in range(d):
             xi[i] = rng.standard_normal()
+        from_defensive = beta > 0.0 and rng.random() < beta
         for sign in (1.0, -1.0):
             if sign < 0.0 and not antithetic:
                 break
             for i in range(d):
-                z[i] = x[i] / a + sign * sd * xi[i]
-            lw = logp(z, *args)
+                z[i] = sign * defensive_sd * xi[i] if from_defensive else x[i] / a + sign * sd * xi[i]
+            lw = 0.0
+            if beta > 0.0:  # log of N(z; x/a, .) / q_mix(z), before buf is overwritten
+                r = _log_defensive_ratio(z, x / a, sd, defensive_sd)
+                lw = -np.logaddexp(log_keep, log_beta + r)
+            lw += logp_in_frame(logp, args, frame, z, buf)
             n_eval += 1
             j += 1
             if not lw > -np.inf:  # -inf or NaN: zero weight
@@ -95,12 +158,13 @@ def _posterior_drift(g, x, x0, a, var, out):
 
 
 @_jit
-def ula_mean(logp_grad, args, rng, x, a, var, chains, n_steps, n_burn, step, drift, mean_out):
+def ula_mean(logp_grad, args, frame, rng, x, a, var, chains, n_steps, n_burn, step, work, mean_out):
     """Unadjusted Langevin on q from each row of ``chains`` (updated in place): ``n_steps`` steps
     x0 <- x0 + step grad log q(x0) + sqrt(2 step) xi, averaging the iterates after ``n_burn``.
     Returns (gradient evaluations, number of averaged iterates). A chain whose gradient is not
-    finite stops where it is (its last finite state keeps counting)."""
+    finite stops where it is (its last finite state keeps counting). ``work``: (3, d) scratch."""
     d = x.size
+    drift, g, buf = work[0], work[1], work[2]
     noise = np.sqrt(2.0 * step)
     for i in range(d):
         mean_out[i] = 0.0
@@ -111,9 +175,9 @@ def ula_mean(logp_grad, args, rng, x, a, var, chains, n_steps, n_burn, step, dri
         alive = True
         for t in range(n_steps):
             if alive:
-                lp, g = logp_grad(x0, *args)
+                lp, finite = logp_grad_in_frame(logp_grad, args, frame, x0, buf, g)
                 n_grad += 1
-                if not np.isfinite(lp) or not np.all(np.isfinite(g)):
+                if not finite:
                     alive = False
                 else:
                     _posterior_drift(g, x, x0, a, var, drift)
@@ -148,13 +212,13 @@ def _mala_log_proposal(to, frm, drift_frm, step):
 
 
 @_jit
-def mala_mean(logp_grad, args, rng, x, a, var, chains, steps, n_steps, n_burn, work, mean_out):
+def mala_mean(logp_grad, args, frame, rng, x, a, var, chains, steps, n_steps, n_burn, work, mean_out):
     """Metropolis-adjusted Langevin on q from each row of ``chains`` (updated in place), chain c
     with its own step ``steps[c]``, adapted after every step towards acceptance 0.75 (x1.03 above
     0.76, /1.03 below 0.74, at most 1). Averages the iterates after ``n_burn`` into ``mean_out``.
-    ``work`` is (4, d) scratch. Returns (gradient evaluations, mean acceptance probability)."""
+    ``work`` is (5, d) scratch. Returns (gradient evaluations, mean acceptance probability)."""
     d = x.size
-    prop, drift, drift_prop = work[0], work[1], work[2]
+    prop, drift, drift_prop, g, buf = work[0], work[1], work[2], work[3], work[4]
     for i in range(d):
         mean_out[i] = 0.0
     n_kept = 0
@@ -162,20 +226,20 @@ def mala_mean(logp_grad, args, rng, x, a, var, chains, steps, n_steps, n_burn, w
     sum_accept = 0.0
     for c in range(chains.shape[0]):
         x0 = chains[c]
-        lp, g = logp_grad(x0, *args)
+        lp, finite = logp_grad_in_frame(logp_grad, args, frame, x0, buf, g)
         n_grad += 1
-        log_q0 = _log_q(lp, x, x0, a, var) if np.isfinite(lp) else -np.inf
+        log_q0 = _log_q(lp, x, x0, a, var) if finite else -np.inf
         _posterior_drift(g, x, x0, a, var, drift)
         for t in range(n_steps):
             h = steps[c]
             noise = np.sqrt(2.0 * h)
             for i in range(d):
                 prop[i] = x0[i] + h * drift[i] + noise * rng.standard_normal()
-            lp_p, g_p = logp_grad(prop, *args)
+            lp_p, finite = logp_grad_in_frame(logp_grad, args, frame, prop, buf, g)
             n_grad += 1
             accept = 0.0
-            if np.isfinite(lp_p) and np.all(np.isfinite(g_p)):
-                _posterior_drift(g_p, x, prop, a, var, drift_prop)
+            if finite:
+                _posterior_drift(g, x, prop, a, var, drift_prop)
                 log_q_p = _log_q(lp_p, x, prop, a, var)
                 log_ratio = (log_q_p + _mala_log_proposal(x0, prop, drift_prop, h)
                              - log_q0 - _mala_log_proposal(prop, x0, drift, h))
