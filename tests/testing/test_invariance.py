@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import mcsample as mc
-from mcsample.samplers.nuts import _QF, _GF, NUTS, NUTSChain, nuts_transition
+from mcsample.samplers.nuts import NUTS, NUTSChain, nuts_transition
 from mcsample.testing import apply_kernel, assert_invariant, models, strategies
 
 
@@ -50,16 +50,15 @@ class LastStateChain(NUTSChain):
     """Mutant: NUTS that returns the forward end of its trajectory instead of a multinomial draw."""
 
     def run(self, start, stop):
-        info = np.empty(5)
+        state, forward = self.state, self.work.forward
         for i in range(start, stop):
-            nuts_transition(self.target.logp_grad_fn, self.target.kernel_args, self.rng, self.q,
-                            self.lp[0], self.g, self.step[0], self.dense, self.inv_diag,
-                            self.inv_dense, self.chol, self.settings.max_depth,
-                            self.settings.max_energy_error, self.W, self.C, info)
-            self.q[:] = self.W[_QF]
-            self.g[:] = self.W[_GF]
-            self.lp[0] = self.target.logp(self.q)
-            self.draws[i] = self.q
+            nuts_transition(self.target.logp_grad_fn, self.target.kernel_args, self.rng, state,
+                            self.step_size.size[0], self.metric, self.settings.max_depth,
+                            self.settings.max_energy_error, self.work)
+            state.q[:] = forward.q
+            state.g[:] = forward.g
+            state.lp[0] = self.target.logp(state.q)
+            self.draws[i] = state.q
 
 
 @dataclass(frozen=True)
