@@ -363,11 +363,7 @@ def metric_window_update(window, q, g):
         welford_update_dense(window.count, window.mean, window.m2_dense, q)
     else:
         welford_update(window.count, window.mean, window.m2, q)
-        if window.kind == 2:
-            # FIXME: welford_update increments count[1] as well, so the gradient count runs at twice
-            # the number of draws (a biased running mean, Var grad about halved). Kept as is: the
-            # golden grad_diag run pins it; fixing it is a deliberate change of that run.
-            window.count[1] += 1.0
+        if window.kind == 2:  # the gradients' accumulator keeps its own count in count[1]
             welford_update(window.count[1:], window.grad_mean, window.grad_m2, g)
 
 

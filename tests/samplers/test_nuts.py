@@ -201,3 +201,17 @@ def test_posteriordb_reference_long(name, seed_offset):
     se = ref.sd * np.sqrt(1.0 / ess + 1.0 / len(ref.draws))
     assert np.all(np.abs(x.mean(0) - ref.mean) < z_threshold(1e-4, 4 * t.dim) * se)
     assert np.all(np.abs(x.std(0, ddof=1) / ref.sd - 1.0) < 0.05)
+
+
+def test_grad_diag_window_counts_each_gradient_once():
+    """The window's Welford accumulators for grad_diag: draws and gradients each counted once, so
+    the variances are numpy's (a second increment of the gradient count once halved Var grad)."""
+    from mcsample.samplers.nuts import METRICS, metric_window_update, new_metric_window
+    rng = np.random.default_rng(0)
+    q, g = rng.normal(size=(50, 3)) * [1.0, 2.0, 3.0], rng.normal(size=(50, 3)) * [0.5, 1.0, 4.0]
+    window = new_metric_window(METRICS.index("grad_diag"), 3)
+    for qi, gi in zip(q, g):
+        metric_window_update(window, qi, gi)
+    np.testing.assert_array_equal(window.count, [50, 50])
+    np.testing.assert_allclose(window.m2 / 49, q.var(0, ddof=1), rtol=1e-12)
+    np.testing.assert_allclose(window.grad_m2 / 49, g.var(0, ddof=1), rtol=1e-12)
