@@ -50,5 +50,6 @@ def arrays(idata) -> dict:
 
 if __name__ == "__main__":
     for stem, sampler, settings in RUNS:
-        np.savez_compressed(HERE / f"{stem}.npz", **arrays(run(sampler, settings)))
+        np.savez_compressed(HERE / f"{stem}.npz", numpy_version=np.array(np.__version__),
+                            **arrays(run(sampler, settings)))
         print("wrote", stem)
