@@ -1,4 +1,5 @@
-"""``sample()``: run a sampler's chains in parallel and return ``arviz.InferenceData``."""
+"""``sample()``: run a sampler's chains (Markov chains or particle runs) in parallel and return
+ArviZ's result: ``arviz.InferenceData`` on ArviZ 0.x, ``xarray.DataTree`` on ArviZ 1.x."""
 
 from __future__ import annotations
 
