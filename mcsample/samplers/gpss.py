@@ -21,6 +21,7 @@ structured around x = 0 (the paper's Cauchy, funnel, hyperplane disk). The state
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -56,12 +57,32 @@ class GPSS(WidthSettings):
         return GPSSChain(self, target, rng, q0, tune, draws)
 
 
-# -- one transition ----------------------------------------------------------------------------
+# -- kernel state ------------------------------------------------------------------------------
+# Named tuples (see samplers/nuts.py): scalars a kernel updates in place are (1,) arrays.
 
-# Rows of the work array: the great-circle direction, the proposal, a zero origin, z and x buffers.
-_Y, _POINT, _ZERO, _Z, _X = range(5)
-# Entries of info: proposals in the direction and radius updates, step-outs, shrinks, exhausted.
-_N_DIR, _N_RAD, _N_OUT, _N_SHRINK, _EXHAUSTED = range(5)
+# The chain's state in its frame, z = r * theta: the radius r (1,), the direction theta (d,) and
+# lp1 (1,) = power * log r + log p(frame(z)), the log of the polar density whose slices are drawn.
+GPSSState = namedtuple("GPSSState", ["r", "theta", "lp1"])
+
+# Scratch d-vectors: the great circle's second direction, the proposed direction, a zero origin for
+# the radius line, and the z and x buffers of each evaluation.
+GPSSWork = namedtuple("GPSSWork", ["y", "point", "zero", "z", "x"])
+
+# What one iteration reports: log-density evaluations of the direction and radius updates,
+# step-outs, shrinks, and whether an update gave up after ``max_evals``.
+GPSSInfo = namedtuple("GPSSInfo", ["n_direction_proposals", "n_radius_proposals", "n_step_out", "n_shrink",
+                                   "exhausted"])
+
+# Per-draw output buffers of a chunk, named as ``GPSSChain.stat_dtypes`` (plus the draws ``x``).
+GPSSDraws = namedtuple("GPSSDraws", ["x", "lp", "n_direction_proposals", "n_radius_proposals", "n_step_out",
+                                     "n_shrink", "w", "exhausted"])
+
+
+def new_gpss_work(dim: int) -> GPSSWork:
+    return GPSSWork(*(np.zeros(dim) for _ in GPSSWork._fields))
+
+
+# -- one transition ----------------------------------------------------------------------------
 
 
 @_inline
@@ -80,68 +101,58 @@ def draw_great_circle_direction(rng, theta, y):
 
 
 @_inline
-def gpss_transition(logp, args, frame, rng, r, theta, lp1, w, power, max_evals, work, info):
-    """One GPSS iteration from (r, theta) with cached lp1 = power * log r + log p(frame(r theta)).
-
-    ``theta`` is updated in place; returns (r, lp1). ``power`` is d - 1 (the polar Jacobian).
-    If an update exhausts ``max_evals`` the iteration keeps what it has accepted so far."""
-    y, point, zero, z, x = work[_Y], work[_POINT], work[_ZERO], work[_Z], work[_X]
-    info[:] = 0.0
-    log_t = lp1 + np.log(rng.random())
+def gpss_transition(logp, args, frame, rng, state, w, power, max_evals, work):
+    """One GPSS iteration from ``state`` (a ``GPSSState``), which it updates in place; returns its
+    ``GPSSInfo``. ``power`` is d - 1 (the polar Jacobian). If an update exhausts ``max_evals`` the
+    iteration keeps what it has accepted so far."""
+    r, theta = state.r[0], state.theta
+    y, point, zero, z, x = work
+    log_t = state.lp1[0] + np.log(rng.random())
 
     draw_great_circle_direction(rng, theta, y)
     log_r_term = power * np.log(r)
     f, n_dir, ok = shrink_angle(logp, args, frame, theta, y, True, r, 0.0, log_t - log_r_term, rng,
                                 point, z, x, max_evals)
-    info[_N_DIR] = n_dir
-    info[_N_SHRINK] = n_dir - 1
     if not ok:
-        info[_EXHAUSTED] = 1.0
-        return r, lp1
-    theta[:] = point
-    lp1 = f + log_r_term
+        return GPSSInfo(n_dir, 0, 0, n_dir - 1, True)
+    for i in range(theta.size):  # a loop: numba's theta[:] = point cost ~3% of an iteration
+        theta[i] = point[i]
+    state.lp1[0] = f + log_r_term
 
     lo, hi, n_out, n_expansions, ok = step_out(logp, args, frame, zero, theta, power, r, w, 0.0, log_t,
                                                rng, z, x, max_evals)
-    info[_N_RAD] = n_out
-    info[_N_OUT] = n_expansions
     if not ok:
-        info[_EXHAUSTED] = 1.0
-        return r, lp1
+        return GPSSInfo(n_dir, n_out, n_expansions, n_dir - 1, True)
     r_new, lp1_new, n_shrink, ok = shrink_interval(logp, args, frame, zero, theta, power, r, lo, hi,
                                                    log_t, rng, z, x, max_evals)
-    info[_N_RAD] += n_shrink
-    info[_N_SHRINK] += n_shrink - 1
-    if not ok:
-        info[_EXHAUSTED] = 1.0
-        return r, lp1
-    return r_new, lp1_new
+    info = GPSSInfo(n_dir, n_out + n_shrink, n_expansions, n_dir - 1 + n_shrink - 1, not ok)
+    if ok:
+        state.r[0] = r_new
+        state.lp1[0] = lp1_new
+    return info
 
 
 @_jit
-def gpss_chunk(logp, args, frame, rng, state, theta, n_iter, width, adapt, power, max_evals, work,
-               out_x, out_lp, out_n_dir, out_n_rad, out_n_out, out_n_shrink, out_w, out_exhausted):
-    """``n_iter`` GPSS iterations from state = [r, lp1] and theta, adapting w (``width``) when
-    ``adapt``; writes each draw x = frame(r theta) and its statistics."""
-    info = np.zeros(5)
+def gpss_chunk(logp, args, frame, rng, state, n_iter, width, adapt, power, max_evals, work, out):
+    """``n_iter`` GPSS iterations from ``state``, adapting w (``width``) when ``adapt``; writes each
+    draw x = frame(r theta) and its statistics into ``out`` (a ``GPSSDraws``)."""
+    theta, z = state.theta, work.z
     for it in range(n_iter):
         w = np.exp(width[0])
-        r, lp1 = gpss_transition(logp, args, frame, rng, state[0], theta, state[1], w, power,
-                                 max_evals, work, info)
-        state[0] = r
-        state[1] = lp1
+        info = gpss_transition(logp, args, frame, rng, state, w, power, max_evals, work)
         if adapt:
-            adapt_width(width, info[_N_OUT])
+            adapt_width(width, info.n_step_out)
+        r = state.r[0]
         for i in range(theta.size):
-            work[_Z, i] = r * theta[i]
-        to_x(frame, work[_Z], out_x[it])
-        out_lp[it] = lp1 - power * np.log(r)
-        out_n_dir[it] = int(info[_N_DIR])
-        out_n_rad[it] = int(info[_N_RAD])
-        out_n_out[it] = int(info[_N_OUT])
-        out_n_shrink[it] = int(info[_N_SHRINK])
-        out_w[it] = w
-        out_exhausted[it] = info[_EXHAUSTED] > 0.0
+            z[i] = r * theta[i]
+        to_x(frame, z, out.x[it])
+        out.lp[it] = state.lp1[0] - power * np.log(r)
+        out.n_direction_proposals[it] = info.n_direction_proposals
+        out.n_radius_proposals[it] = info.n_radius_proposals
+        out.n_step_out[it] = info.n_step_out
+        out.n_shrink[it] = info.n_shrink
+        out.w[it] = w
+        out.exhausted[it] = info.exhausted
 
 
 @_jit
@@ -169,26 +180,22 @@ class GPSSChain(SliceChain):
     def _reset_state(self):
         d = self.target.dim
         self.power = float(self.radial_power(d))
-        self.work = np.zeros((5, d))
-        self.state = np.zeros(2)
+        self.work = new_gpss_work(d)
         r, lp1 = polar_log_density(self.target.logp_fn, self.target.kernel_args, self.frame, self.z,
-                                   self.work[_X], self.power)
+                                   self.work.x, self.power)
         self.extra_logp += 1
         if r == 0.0:
             raise ValueError("GPSS cannot start at the origin of its frame (x0 = 0 without centring): "
                              "the direction is undefined there; start anywhere else")
         if not np.isfinite(lp1):
             raise ValueError(f"GPSS start has log density {lp1 - self.power * np.log(r)}, not finite")
-        self.state[:] = r, lp1
-        self.theta = self.z / r
+        self.state = GPSSState(np.array([r]), self.z / r, np.array([lp1]))
 
     def _run_chunk(self, lo, hi, adapt):
-        st = self.stats
         sl = slice(lo, hi)
-        gpss_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, self.state,
-                   self.theta, hi - lo, self.width, adapt and self.settings.adapt_w, self.power,
-                   self.settings.max_proposals, self.work, self.draws[sl], st["lp"][sl],
-                   st["n_direction_proposals"][sl], st["n_radius_proposals"][sl], st["n_step_out"][sl],
-                   st["n_shrink"][sl], st["w"][sl], st["exhausted"][sl])
-        self.n_logp[sl] = st["n_direction_proposals"][sl] + st["n_radius_proposals"][sl]
-        self.z = self.state[0] * self.theta
+        out = GPSSDraws(x=self.draws[sl], **{k: v[sl] for k, v in self.stats.items()})
+        gpss_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, self.state, hi - lo,
+                   self.width, adapt and self.settings.adapt_w, self.power, self.settings.max_proposals,
+                   self.work, out)
+        self.n_logp[sl] = out.n_direction_proposals + out.n_radius_proposals
+        self.z = self.state.r[0] * self.state.theta

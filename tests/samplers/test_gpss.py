@@ -61,8 +61,8 @@ def test_direction_stays_on_the_sphere_after_a_million_steps():
     m = models.gaussian(np.array([0.3, -0.2, 0.1]), np.array([0.5, 2.0, 1.0]))
     chain = GPSS(w=2.0, **FIXED).start_chain(m.target, np.random.default_rng(0), np.ones(3), 0, 10**6)
     chain.run(0, 10**6)
-    assert abs(np.linalg.norm(chain.theta) - 1.0) < 1e-12
-    assert chain.state[0] > 0 and np.all(np.linalg.norm(chain.draws, axis=1) > 0)
+    assert abs(np.linalg.norm(chain.state.theta) - 1.0) < 1e-12
+    assert chain.state.r[0] > 0 and np.all(np.linalg.norm(chain.draws, axis=1) > 0)
     assert chain.stats["n_direction_proposals"].mean() > 1.5  # the direction step really shrank
 
 
