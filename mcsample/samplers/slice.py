@@ -13,6 +13,7 @@ paper, sharing its frame (an affine map fitted during warmup) and its slice prim
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -28,8 +29,28 @@ PILOTS = ("gpss", "self")
 
 _jit = numba.njit(cache=True, nogil=True)
 
-# Rows of the work array: a prior draw or line direction, the proposal, z and x buffers.
-_DIR, _POINT, _Z, _X = range(4)
+# -- kernel state (named tuples, see samplers/nuts.py) -------------------------------------------
+
+# The chain's state in its frame: z (d,) and log_f (1,), the log of the function whose slices are
+# drawn at z: log p for hit-and-run, the likelihood log L = log p(frame(z)) + |z|^2 / 2 for
+# elliptical slice sampling.
+SliceState = namedtuple("SliceState", ["z", "log_f"])
+
+# Scratch d-vectors: a prior draw (elliptical) or the line's direction (hit-and-run), the proposal
+# (elliptical) or the line's origin (hit-and-run), and the z and x buffers of each evaluation.
+SliceWork = namedtuple("SliceWork", ["direction", "point", "z", "x"])
+
+# What one iteration reports, and the per-draw output buffers of a chunk (named as the chains'
+# ``stat_dtypes``, plus the draws ``x`` and the evaluations ``n_logp``).
+EllipticalInfo = namedtuple("EllipticalInfo", ["n_logp", "n_shrink", "exhausted"])
+EllipticalDraws = namedtuple("EllipticalDraws", ["x", "lp", "n_logp", "n_shrink", "exhausted"])
+HitAndRunInfo = namedtuple("HitAndRunInfo", ["n_logp", "n_step_out", "n_shrink", "exhausted"])
+HitAndRunDraws = namedtuple("HitAndRunDraws", ["x", "lp", "n_logp", "n_step_out", "n_shrink", "w",
+                                               "exhausted"])
+
+
+def new_slice_work(dim: int) -> SliceWork:
+    return SliceWork(*(np.zeros(dim) for _ in SliceWork._fields))
 
 
 def _half_square_norm(z):
@@ -124,36 +145,38 @@ class EllipticalSlice(PilotSettings):
 
 
 @_inline
-def elliptical_transition(logp, args, frame, rng, z, log_lik, max_evals, work):
+def elliptical_transition(logp, args, frame, rng, state, max_evals, work):
     """One elliptical slice step in the frame, where the prior is N(0, I) and the likelihood is
-    log L(z) = log p(frame(z)) + |z|^2 / 2. Updates z in place; returns (log L, n_evals, ok)."""
-    nu, point = work[_DIR], work[_POINT]
+    log L(z) = log p(frame(z)) + |z|^2 / 2. Updates ``state`` (a ``SliceState``) in place;
+    returns its ``EllipticalInfo``."""
+    z, nu, point = state.z, work.direction, work.point
     for i in range(nu.size):
         nu[i] = rng.standard_normal()
-    log_t = log_lik + np.log(rng.random())
+    log_t = state.log_f[0] + np.log(rng.random())
     f, n_evals, ok = shrink_angle(logp, args, frame, z, nu, False, 1.0, 0.5, log_t, rng, point,
-                                  work[_Z], work[_X], max_evals)
+                                  work.z, work.x, max_evals)
     if ok:
-        z[:] = point
-        return f, n_evals, True
-    return log_lik, n_evals, False
+        for i in range(z.size):  # a loop: numba's z[:] = point cost ~2% of an iteration
+            z[i] = point[i]
+        state.log_f[0] = f
+    return EllipticalInfo(n_evals, n_evals - 1, not ok)
 
 
 @_jit
-def elliptical_chunk(logp, args, frame, rng, z, state, n_iter, max_evals, work,
-                     out_x, out_lp, out_n_logp, out_n_shrink, out_exhausted):
-    """``n_iter`` elliptical slice steps from z with state = [log L(z)]."""
+def elliptical_chunk(logp, args, frame, rng, state, n_iter, max_evals, work, out):
+    """``n_iter`` elliptical slice steps from ``state``; writes each draw and its statistics into
+    ``out`` (an ``EllipticalDraws``)."""
+    z = state.z
     for it in range(n_iter):
-        log_lik, n_evals, ok = elliptical_transition(logp, args, frame, rng, z, state[0], max_evals, work)
-        state[0] = log_lik
-        to_x(frame, z, out_x[it])
+        info = elliptical_transition(logp, args, frame, rng, state, max_evals, work)
+        to_x(frame, z, out.x[it])
         sq = 0.0
         for i in range(z.size):
             sq += z[i] * z[i]
-        out_lp[it] = log_lik - 0.5 * sq
-        out_n_logp[it] = n_evals
-        out_n_shrink[it] = n_evals - 1
-        out_exhausted[it] = not ok
+        out.lp[it] = state.log_f[0] - 0.5 * sq
+        out.n_logp[it] = info.n_logp
+        out.n_shrink[it] = info.n_shrink
+        out.exhausted[it] = info.exhausted
 
 
 class EllipticalChain(GPSSPilotChain):
@@ -165,16 +188,17 @@ class EllipticalChain(GPSSPilotChain):
     frame_inflation = 1.5
 
     def _reset_state(self):
-        self.work = np.zeros((4, self.target.dim))
-        lp = self._logp_at_z(self.work[_X])
-        self.state = np.array([lp + _half_square_norm(self.z)])
+        self.work = new_slice_work(self.target.dim)
+        lp = self._logp_at_z(self.work.x)
+        self.log_f = np.array([lp + _half_square_norm(self.z)])
 
     def _run_chunk(self, lo, hi, adapt):
-        st = self.stats
         sl = slice(lo, hi)
-        elliptical_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, self.z,
-                         self.state, hi - lo, self.settings.max_proposals, self.work, self.draws[sl],
-                         st["lp"][sl], self.n_logp[sl], st["n_shrink"][sl], st["exhausted"][sl])
+        out = EllipticalDraws(x=self.draws[sl], n_logp=self.n_logp[sl],
+                              **{k: v[sl] for k, v in self.stats.items()})
+        elliptical_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng,
+                         SliceState(self.z, self.log_f), hi - lo, self.settings.max_proposals, self.work,
+                         out)
 
 
 # -- hit-and-run uniform slice sampling --------------------------------------------------------
@@ -198,48 +222,44 @@ class HitAndRunSlice(PilotSettings, WidthSettings):
 
 
 @_inline
-def hit_and_run_transition(logp, args, frame, rng, z, lp, w, max_evals, work, info):
-    """One hit-and-run slice step from z (log density lp) in the frame; z is updated in place.
-    Returns the new log density; ``info`` receives [n_evals, step-outs, shrinks, exhausted]."""
-    v, point = work[_DIR], work[_POINT]
-    info[:] = 0.0
-    log_t = lp + np.log(rng.random())
+def hit_and_run_transition(logp, args, frame, rng, state, w, max_evals, work):
+    """One hit-and-run slice step from ``state`` (a ``SliceState`` with log_f = log p) in the
+    frame, which it updates in place; returns its ``HitAndRunInfo``."""
+    z, v, origin = state.z, work.direction, work.point
+    log_t = state.log_f[0] + np.log(rng.random())
     uniform_direction(rng, v)
     for i in range(z.size):
-        point[i] = z[i]  # the line's origin: z itself is overwritten by every evaluation
-    lo, hi, n_out, n_expansions, ok = step_out(logp, args, frame, point, v, 0.0, 0.0, w, -np.inf, log_t,
-                                               rng, z, work[_X], max_evals)
-    info[0] = n_out
-    info[1] = n_expansions
-    if ok:
-        s, lp_new, n_shrink, ok = shrink_interval(logp, args, frame, point, v, 0.0, 0.0, lo, hi, log_t,
-                                                  rng, z, work[_X], max_evals)
-        info[0] += n_shrink
-        info[2] = n_shrink - 1
-        if ok:
-            return lp_new
-    z[:] = point
-    info[3] = 1.0
-    return lp
+        origin[i] = z[i]  # z itself is overwritten by every evaluation
+    lo, hi, n_out, n_expansions, ok = step_out(logp, args, frame, origin, v, 0.0, 0.0, w, -np.inf, log_t,
+                                               rng, z, work.x, max_evals)
+    if not ok:
+        z[:] = origin
+        return HitAndRunInfo(n_out, n_expansions, 0, True)
+    _, lp_new, n_shrink, ok = shrink_interval(logp, args, frame, origin, v, 0.0, 0.0, lo, hi, log_t,
+                                              rng, z, work.x, max_evals)
+    if ok:  # z holds the accepted point
+        state.log_f[0] = lp_new
+    else:
+        z[:] = origin
+    return HitAndRunInfo(n_out + n_shrink, n_expansions, n_shrink - 1, not ok)
 
 
 @_jit
-def hit_and_run_chunk(logp, args, frame, rng, z, state, n_iter, width, adapt, max_evals, work,
-                      out_x, out_lp, out_n_logp, out_n_out, out_n_shrink, out_w, out_exhausted):
-    """``n_iter`` hit-and-run slice steps from z with state = [log p], adapting w when ``adapt``."""
-    info = np.zeros(4)
+def hit_and_run_chunk(logp, args, frame, rng, state, n_iter, width, adapt, max_evals, work, out):
+    """``n_iter`` hit-and-run slice steps from ``state``, adapting w (``width``) when ``adapt``;
+    writes each draw and its statistics into ``out`` (a ``HitAndRunDraws``)."""
     for it in range(n_iter):
         w = np.exp(width[0])
-        state[0] = hit_and_run_transition(logp, args, frame, rng, z, state[0], w, max_evals, work, info)
+        info = hit_and_run_transition(logp, args, frame, rng, state, w, max_evals, work)
         if adapt:
-            adapt_width(width, info[1])
-        to_x(frame, z, out_x[it])
-        out_lp[it] = state[0]
-        out_n_logp[it] = int(info[0])
-        out_n_out[it] = int(info[1])
-        out_n_shrink[it] = int(info[2])
-        out_w[it] = w
-        out_exhausted[it] = info[3] > 0.0
+            adapt_width(width, info.n_step_out)
+        to_x(frame, state.z, out.x[it])
+        out.lp[it] = state.log_f[0]
+        out.n_logp[it] = info.n_logp
+        out.n_step_out[it] = info.n_step_out
+        out.n_shrink[it] = info.n_shrink
+        out.w[it] = w
+        out.exhausted[it] = info.exhausted
 
 
 class HitAndRunChain(GPSSPilotChain):
@@ -247,15 +267,13 @@ class HitAndRunChain(GPSSPilotChain):
                    "exhausted": np.bool_}
 
     def _reset_state(self):
-        self.work = np.zeros((4, self.target.dim))
-        lp = self._logp_at_z(self.work[_X])
-        self.state = np.array([lp])
+        self.work = new_slice_work(self.target.dim)
+        self.log_f = np.array([self._logp_at_z(self.work.x)])
 
     def _run_chunk(self, lo, hi, adapt):
-        st = self.stats
         sl = slice(lo, hi)
-        hit_and_run_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng, self.z,
-                          self.state, hi - lo, self.width, adapt and self.settings.adapt_w,
-                          self.settings.max_proposals, self.work, self.draws[sl], st["lp"][sl],
-                          self.n_logp[sl], st["n_step_out"][sl], st["n_shrink"][sl], st["w"][sl],
-                          st["exhausted"][sl])
+        out = HitAndRunDraws(x=self.draws[sl], n_logp=self.n_logp[sl],
+                             **{k: v[sl] for k, v in self.stats.items()})
+        hit_and_run_chunk(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng,
+                          SliceState(self.z, self.log_f), hi - lo, self.width,
+                          adapt and self.settings.adapt_w, self.settings.max_proposals, self.work, out)
