@@ -151,6 +151,19 @@ def importance_mean(logp, args, frame, rng, x, a, var, n, antithetic, defensive,
 
 
 @_jit
+def _add(total, x):
+    for i in range(x.size):
+        total[i] += x[i]
+
+
+@_jit
+def _divide(total, n):
+    """The average of n summed iterates (nothing kept: left at 0)."""
+    for i in range(total.size):
+        total[i] /= max(n, 1)
+
+
+@_jit
 def _posterior_drift(g, x, x0, a, var, out):
     """grad log q(x0) = grad log p(x0) + a (x - a x0) / var."""
     for i in range(x0.size):
@@ -184,11 +197,9 @@ def ula_mean(logp_grad, args, frame, rng, x, a, var, chains, n_steps, n_burn, st
                     for i in range(d):
                         x0[i] += step * drift[i] + noise * rng.standard_normal()
             if t >= n_burn:
-                for i in range(d):
-                    mean_out[i] += x0[i]
+                _add(mean_out, x0)
                 n_kept += 1
-    for i in range(d):
-        mean_out[i] /= max(n_kept, 1)
+    _divide(mean_out, n_kept)
     return n_grad, n_kept
 
 
@@ -255,9 +266,7 @@ def mala_mean(logp_grad, args, frame, rng, x, a, var, chains, steps, n_steps, n_
             elif accept < 0.74:
                 steps[c] = h / 1.03
             if t >= n_burn:
-                for i in range(d):
-                    mean_out[i] += x0[i]
+                _add(mean_out, x0)
                 n_kept += 1
-    for i in range(d):
-        mean_out[i] /= max(n_kept, 1)
+    _divide(mean_out, n_kept)
     return n_grad, sum_accept / max(chains.shape[0] * n_steps, 1)
