@@ -27,6 +27,9 @@ from .._core.hamiltonian import (diagonal_metric, dot, draw_momentum, find_reaso
 from ._base import SamplerSettings, WindowedChain
 
 _jit = numba.njit(cache=True, nogil=True)
+# Inlined at numba-IR level into its one caller: a call costs an atomic reference count on every
+# array it is passed, and the workspace holds ~30 (NUTS on arK ran ~2.5% slower as a call).
+_inline = numba.njit(cache=True, nogil=True, inline="always")
 
 METRICS = ("diag", "dense", "grad_diag")
 
@@ -203,7 +206,7 @@ def _logaddexp(a, b):
     return m + np.log(np.exp(a - m) + np.exp(b - m))
 
 
-@_jit
+@_inline
 def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, work):
     """Extend ``work.leaf`` by 2^depth leapfrog steps of size ``step``.
 
