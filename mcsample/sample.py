@@ -199,11 +199,6 @@ class ChainResult:
     tuned: dict = field(default_factory=dict)
     step_stats: dict | None = None  # particle runs: per time step, with "time"
 
-    @property
-    def spent(self) -> int:
-        """Everything this chain evaluated (draws past ``done`` are zero)."""
-        return int(self.n_logp.sum() + self.n_grad.sum() + self.extra_logp + self.extra_grad)
-
 
 def run_chain(cfg, target, seed, init, tune, draws, chain=0, progress=None, stop=None, budget=None):
     """One chain (or particle run) from its own SeedSequence, advanced in chunks of iterations
