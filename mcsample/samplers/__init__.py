@@ -7,11 +7,12 @@ import dataclasses
 from ._base import MARKOV, PARTICLES, ParticleSettings, SamplerSettings
 from .gpss import GPSS
 from .nuts import NUTS
+from .rdmc import RDMC
 from .slice import EllipticalSlice, HitAndRunSlice
 
-__all__ = ["available", "resolve", "SamplerSettings", "ParticleSettings", "MARKOV", "PARTICLES", "NUTS", "GPSS", "EllipticalSlice", "HitAndRunSlice"]
+__all__ = ["available", "resolve", "SamplerSettings", "ParticleSettings", "MARKOV", "PARTICLES", "NUTS", "GPSS", "EllipticalSlice", "HitAndRunSlice", "RDMC"]
 
-_REGISTRY = {cls.name: cls for cls in (NUTS, GPSS, EllipticalSlice, HitAndRunSlice)}
+_REGISTRY = {cls.name: cls for cls in (NUTS, GPSS, EllipticalSlice, HitAndRunSlice, RDMC)}
 
 
 def available() -> list[str]:

@@ -46,6 +46,25 @@ _jit = numba.njit(cache=True, nogil=True)
 ESTIMATORS = ("auto", "is", "ula", "is_ula", "is_mala")
 _IS, _ULA, _IS_ULA, _IS_MALA = range(1, 5)
 
+# Budget planning: with a budget per particle that pays for fewer than MIN_STEPS outer steps at the
+# settings' inner sizes, the inner sizes shrink (not below _SMALLEST_INNER = n_importance, n_chains,
+# n_inner) before the grid does. Measured on eight_schools_noncentered (2 x 250 particles, seed 5):
+# 7 steps at the default sizes (1,860 evaluations per particle) give mean errors up to 1.0 sd and
+# sd ratios off by e^2.7; 30 steps at 32 / 2 x 16 (2,020 evaluations) 0.12 sd and e^0.14.
+MIN_STEPS = 30
+_SMALLEST_INNER = (16, 1, 8)
+# With a budget, the pilot is allotted min(tune x _PILOT_EVALS_PER_IT, _PILOT_SHARE x the run's
+# budget) evaluations (GPSS spends ~10 an iteration) and stops once it has spent them, checked every
+# _PILOT_CHUNK iterations; the steps are planned from the rest, less a margin for that overshoot,
+# so that every run of a sample() gets the same grid whatever its pilot spent.
+_PILOT_SHARE, _PILOT_EVALS_PER_IT, _PILOT_CHUNK = 0.25, 10, 10
+
+
+def evals_per_step(estimator: str, n_importance: int, n_chains: int, n_inner: int) -> int:
+    """Evaluations per particle and outer step."""
+    mcmc = {"is": 0, "ula": n_inner, "is_ula": n_inner, "is_mala": n_inner + 1}[estimator]
+    return (n_importance if estimator != "ula" else 0) + n_chains * mcmc
+
 
 @dataclass(frozen=True)
 class RDMC(ParticleSettings):
@@ -54,7 +73,8 @@ class RDMC(ParticleSettings):
     horizon : T, the forward time the reverse process starts from (standardised units).
     early_stop : delta, where it stops; the output is p_delta.
     n_steps : outer steps on the time grid when no budget is given; with ``max_evals`` the steps
-        are planned from the budget per particle (inner sizes fixed).
+        are planned from the budget per particle left after the pilot (``plan_for_budget``: the
+        inner sizes below, shrunk when that would leave fewer than ``MIN_STEPS`` = 30 steps).
     grid : "geometric" (steps shrink towards delta, where the score changes fastest) or "uniform".
     estimator : "auto" ("is_mala" with a gradient, "is" without), "is", "ula", "is_ula", "is_mala".
     n_importance : importance samples per step and particle (the SLIPS benchmark used 128).
@@ -73,7 +93,8 @@ class RDMC(ParticleSettings):
         and 8 x n_importance where q_s need not be log-concave.
     standardise : "pilot" (GPSS pilot of ``tune`` iterations fits x = c + L u) or "none".
 
-    ``tune`` is the pilot's length; ``init`` its starting point.
+    ``tune`` is the pilot's length (with a budget, at most a quarter of the run's budget); ``init``
+    its starting point.
     """
 
     name: ClassVar[str] = "rdmc"
@@ -124,14 +145,23 @@ class RDMC(ParticleSettings):
 
     def evals_per_step(self, estimator: str) -> int:
         """Evaluations per particle and outer step at the default inner sizes."""
-        mcmc = {"is": 0, "ula": self.n_inner, "is_ula": self.n_inner, "is_mala": self.n_inner + 1}[estimator]
-        return (self.n_importance if estimator != "ula" else 0) + self.n_chains * mcmc
+        return evals_per_step(estimator, self.n_importance, self.n_chains, self.n_inner)
 
     def draws_for_budget(self, budget_per_run: float, dim: int) -> int:
-        """A population that leaves each particle the default grid's worth of evaluations, between
-        20 and ``default_draws`` particles."""
+        """Population for a run of ``budget_per_run`` evaluations (``mc.compare``), a quarter of it
+        set aside for the pilot. Each particle gets the default grid's worth of evaluations, with
+        between 20 and ``default_draws`` particles; a budget too small for 20 particles of
+        ``MIN_STEPS`` steps at the smallest inner sizes (where ``start_run`` shrinks the inner
+        sizes to keep the steps) gets fewer particles, at least 4: a short grid is biased
+        (on eight schools, 7 steps: mean error 1.0 sd; 30 steps: 0.07) where a small population
+        is only noisy."""
+        usable = 0.75 * budget_per_run
         per_particle = self.n_steps * self.evals_per_step("is_mala")
-        return int(np.clip(budget_per_run // per_particle, 20, self.default_draws))
+        draws = int(np.clip(usable // per_particle, 20, self.default_draws))
+        smallest = MIN_STEPS * evals_per_step("is_mala", *_SMALLEST_INNER)
+        if usable < draws * smallest:
+            draws = int(max(4, usable // smallest))
+        return draws
 
     def start_run(self, target, rng, init, tune, draws, budget_per_particle):
         return RDMCRun(self, target, rng, init, tune, draws, budget_per_particle)
@@ -226,18 +256,39 @@ def draw_standard_normal(rng, out):
 # -- the run -----------------------------------------------------------------------------------
 
 
-def importance_sizes(settings: RDMC, grid: np.ndarray, dim: int) -> np.ndarray:
-    """Importance samples per step: ``n_importance``, or the score-tolerance rule."""
-    n = np.full(grid.size - 1, settings.n_importance, dtype=np.int64)
+def importance_sizes(settings: RDMC, grid: np.ndarray, dim: int, n_importance: int | None = None) -> np.ndarray:
+    """Importance samples per step: ``n_importance`` (default: the settings'), or the
+    score-tolerance rule."""
+    n_importance = settings.n_importance if n_importance is None else n_importance
+    n = np.full(grid.size - 1, n_importance, dtype=np.int64)
     if settings.score_tolerance is None:
         return n
-    eps, n_max = settings.score_tolerance, 8 * settings.n_importance
+    eps, n_max = settings.score_tolerance, 8 * n_importance
     a = np.exp(-grid[:-1])
     var = -np.expm1(-2.0 * grid[:-1])
     excess = a**2 / var - 1.0  # curvature of q_s beyond the target's (unit, standardised)
     with np.errstate(divide="ignore"):
         rule = np.where(excess > 0, dim * a**2 / (var**2 * eps**2 * excess), np.inf)
     return np.clip(np.ceil(rule), 16, n_max).astype(np.int64)
+
+
+def plan_for_budget(settings: RDMC, estimator: str, per_particle: float):
+    """(n_steps, n_importance, n_chains, n_inner) for ``per_particle`` evaluations: the settings'
+    inner sizes and as many steps as they pay for; below ``MIN_STEPS`` steps the inner sizes
+    shrink (importance samples and inner steps in proportion, chains with its square root) to
+    keep ``MIN_STEPS``, down to ``_SMALLEST_INNER``."""
+    sizes = (settings.n_importance, settings.n_chains, settings.n_inner)
+    steps = int(per_particle // evals_per_step(estimator, *sizes))
+    if steps < MIN_STEPS:
+        f = per_particle / (MIN_STEPS * evals_per_step(estimator, *sizes))
+        sizes = tuple(max(lo, min(n, int(n * g))) for n, lo, g in
+                      zip(sizes, _SMALLEST_INNER, (f, np.sqrt(f), np.sqrt(f))))
+        steps = int(per_particle // evals_per_step(estimator, *sizes))
+    if steps < 2:
+        raise ValueError(f"rdmc: a budget of {per_particle:.3g} evaluations per particle (after the pilot) "
+                         f"pays for fewer than 2 steps of {evals_per_step(estimator, *sizes)} evaluations; give a "
+                         "larger max_evals, fewer draws, or smaller n_importance / n_chains / n_inner")
+    return (steps, *sizes)
 
 
 class RDMCRun(ParticleRun):
@@ -250,34 +301,32 @@ class RDMCRun(ParticleRun):
     def __init__(self, settings: RDMC, target, rng, init, tune, draws, budget_per_particle):
         self.estimator = settings.resolved_estimator(target.has_grad)
         d = target.dim
-        self.frame, pilot_evals = self._pilot(settings, target, rng, init, tune)
-        n_steps = settings.n_steps
+        n_steps, self.n_importance, n_chains, self.n_inner = (
+            settings.n_steps, settings.n_importance, settings.n_chains, settings.n_inner)
+        allotment = None
         if budget_per_particle is not None:
-            n_steps = self._steps_for_budget(settings, budget_per_particle - pilot_evals / draws)
+            allotment = min(tune * _PILOT_EVALS_PER_IT, _PILOT_SHARE * budget_per_particle * draws)
+            margin = 0.0 if allotment == 0 or settings.standardise == "none" else 0.05 * allotment + 200
+            n_steps, self.n_importance, n_chains, self.n_inner = plan_for_budget(
+                settings, self.estimator, budget_per_particle - (allotment + margin) / draws)
+        self.frame, pilot_evals = self._pilot(settings, target, rng, init, tune, allotment)
         super().__init__(settings, target, rng, tune, draws, n_steps)
         self.extra_logp += pilot_evals
         self.grid = time_grid(settings.horizon, settings.early_stop, n_steps, settings.grid)
         self.time = self.grid[:-1].copy()
-        self.n_is = importance_sizes(settings, self.grid, d)
+        self.n_is = importance_sizes(settings, self.grid, d, self.n_importance)
         self.y = np.empty((draws, d))
         draw_standard_normal(rng, self.y)  # p_T is N(0, I) up to e^{-2T}
-        self.chains = np.zeros((settings.n_chains, d))
-        self.mala_steps = np.full((draws, settings.n_chains), 0.5 * (1.0 - np.exp(-2.0 * settings.horizon)))
+        self.chains = np.zeros((n_chains, d))
+        self.mala_steps = np.full((draws, n_chains), 0.5 * (1.0 - np.exp(-2.0 * settings.horizon)))
         self.work = np.zeros((10, d))
         self.step_info = np.zeros(3)
 
-    def _steps_for_budget(self, settings, per_particle):
-        per_step = settings.evals_per_step(self.estimator)
-        steps = int(per_particle // per_step)
-        if steps < 2:
-            raise ValueError(f"rdmc: a budget of {per_particle:.3g} evaluations per particle (after the pilot) "
-                             f"pays for fewer than 2 steps of {per_step} evaluations; give a larger "
-                             "max_evals, fewer draws, or smaller n_importance / n_chains / n_inner")
-        return steps
-
     @staticmethod
-    def _pilot(settings, target, rng, init, tune):
-        """(frame, evaluations): x = c + L u from a gradient-free slice chain's fitted frame."""
+    def _pilot(settings, target, rng, init, tune, allotment=None):
+        """(frame, evaluations): x = c + L u from a gradient-free slice chain's fitted frame, after
+        ``tune`` iterations or, with an ``allotment`` of evaluations, once it is spent (the frame
+        of the last warmup window closed by then)."""
         if settings.standardise == "none" or tune < 1:
             return identity_frame(target.dim), 0
         from ..sample import _initial_point
@@ -286,12 +335,16 @@ class RDMCRun(ParticleRun):
         pilot_cfg = GPSS() if target.dim >= 2 else HitAndRunSlice(pilot="self")
         q0, n_init = _initial_point(pilot_cfg, target, rng, init, 0)
         pilot = pilot_cfg.start_chain(target, rng, q0, tune, 0)
-        pilot.run(0, tune)
-        return pilot.frame, n_init + pilot.spent(tune)
+        done = 0
+        while done < tune and (allotment is None or n_init + pilot.spent(done) < allotment):
+            stop = tune if allotment is None else min(tune, done + _PILOT_CHUNK)
+            pilot.run(done, stop)
+            done = stop
+        return pilot.frame, n_init + pilot.spent(done)
 
     def advance(self, start, stop):
         s = self.settings
-        n_burn = int(s.burn * s.n_inner)
+        n_burn = int(s.burn * self.n_inner)
         t = self.target
         defensive = (s.defensive, 1.0)
         for k in range(start, stop):
@@ -302,7 +355,7 @@ class RDMCRun(ParticleRun):
                                      self.step_info)
             else:
                 rdmc_step(t.logp_fn, t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.y, s_k, eta,
-                          ESTIMATORS.index(self.estimator), self.n_is[k], s.antithetic, defensive, s.n_inner, n_burn,
+                          ESTIMATORS.index(self.estimator), self.n_is[k], s.antithetic, defensive, self.n_inner, n_burn,
                           s.inner_step or 0.0, self.chains, self.mala_steps, self.work, self.n_logp,
                           self.n_grad, self.step_info)
             self.step_stats["importance_ess"][k] = self.step_info[0]
@@ -314,7 +367,9 @@ class RDMCRun(ParticleRun):
 
     def tuned(self):
         kind, centre, scale, chol = self.frame
-        out = {"estimator": self.estimator, "n_steps": self.total, "frame": ["identity", "diag", "dense"][kind]}
+        out = {"estimator": self.estimator, "n_steps": self.total, "n_importance": self.n_importance,
+               "n_chains": self.chains.shape[0], "n_inner": self.n_inner,
+               "frame": ["identity", "diag", "dense"][kind]}
         if kind:
             out["loc"] = centre.tolist()
             out["scale"] = scale.tolist() if kind == 1 else chol.tolist()

@@ -1,5 +1,5 @@
-"""rdMC (not yet registered by name: its defaults are still being measured, issue 12): counting,
-budgets, the gradient-free mode, accuracy on a Gaussian and the weights of an unequal mixture.
+"""rdMC (issue 12): counting, budgets, the gradient-free mode, accuracy on a Gaussian and the
+weights of an unequal mixture.
 The integrator and the posterior-mean estimators have their own oracle tests in tests/_core."""
 
 import json
@@ -48,7 +48,29 @@ def test_budget_plans_the_steps_and_is_respected(gauss):
     assert spent <= budget and spent > 0.9 * budget
     assert idata.attrs["n_steps"] >= 2  # planned from the budget left after the pilot
     with pytest.raises(ValueError, match="fewer than 2 steps"):
-        run(gauss.target, RDMC(estimator="is"), max_evals=2 * 50 * 200.0)
+        run(gauss.target, RDMC(estimator="is"), max_evals=2 * 50 * 20.0)
+
+
+def test_small_budgets_shrink_the_inner_sizes_before_the_grid(gauss):
+    """2000 evaluations per particle pay for 7 steps at the default sizes (260 each), too short a
+    grid; the plan keeps MIN_STEPS steps with smaller inner sizes, and the pilot its share."""
+    from mcsample.samplers.rdmc import MIN_STEPS, plan_for_budget
+    steps, n_is, chains, inner = plan_for_budget(RDMC(), "is_mala", 2000.0)
+    assert steps >= MIN_STEPS and steps * (n_is + chains * (inner + 1)) <= 2000
+    assert plan_for_budget(RDMC(), "is_mala", 30000.0) == (115, 128, 4, 32)
+    budget = 2 * 50 * 2000.0
+    idata = run(gauss.target, RDMC(), max_evals=budget, tune=1000)
+    tuned = json.loads(idata.attrs["tuned"])[0]
+    assert tuned["n_steps"] >= MIN_STEPS and tuned["n_importance"] < 128
+    assert idata.attrs["n_logp"] + idata.attrs["n_grad"] <= budget
+
+
+def test_population_for_a_budget():
+    cfg = RDMC()
+    assert cfg.draws_for_budget(1e9, 2) == 1000
+    assert cfg.draws_for_budget(5e4, 2) == 20  # the CLI's default: 2e5 over 4 chains
+    assert cfg.draws_for_budget(5e3, 2) == 5  # 3750 usable / (30 steps x 25 evaluations)
+    assert cfg.draws_for_budget(1e3, 2) == 4
 
 
 @numba.njit
@@ -65,16 +87,23 @@ def test_gradient_free_target_uses_importance_sampling_and_other_estimators_say_
         run(t, RDMC(estimator="is_mala", n_steps=5))
 
 
-@pytest.mark.parametrize("cfg", [
-    RDMC(n_steps=30, n_importance=32, n_chains=2, n_inner=8),
-    pytest.param(RDMC(), marks=pytest.mark.slow),
-], ids=["small", "defaults"])
-def test_accurate_on_an_off_centre_correlated_gaussian(gauss, cfg, seed_offset):
+SMALL = dict(n_steps=30, n_importance=32, n_chains=2, n_inner=8)
+
+
+def check_gaussian_accuracy(gauss, cfg, seed):
     """Output law is p_delta in the pilot's standardised units: sd inflated by under 1% at
     delta = 0.01. 4 x 500 particles: mean errors ~ 1/45 sd, log sd ratios ~ 1/63; tolerances
     ~5 of those plus the early-stopping bias."""
-    assert_accurate(gauss.target, cfg, gauss.exact, draws=500, chains=4, tune=500, seed=seed_offset,
+    assert_accurate(gauss.target, cfg, gauss.exact, draws=500, chains=4, tune=500, seed=seed,
                     mean_tol=0.12, sd_tol=0.1)
+
+
+@pytest.mark.parametrize("cfg", [
+    RDMC(**SMALL),
+    pytest.param(RDMC(), marks=pytest.mark.slow),
+], ids=["small", "defaults"])
+def test_accurate_on_an_off_centre_correlated_gaussian(gauss, cfg, seed_offset):
+    check_gaussian_accuracy(gauss, cfg, seed_offset)
 
 
 def test_weights_of_an_unequal_mixture(seed_offset):
