@@ -171,20 +171,21 @@ class RDMC(ParticleSettings):
 
 
 @_jit
-def reverse_move(rng, y, mean, a, var, eta, score):
+def reverse_move(rng, y, mean, a, var, eta, score, drift_factor):
     """Tweedie's score from the posterior mean, then one exponential-integrator step of y, in
-    place; returns the score's norm."""
+    place (``drift_factor`` 2, the reverse drift's; anything else is a mutant for the tests);
+    returns the score's norm."""
     score_from_posterior_mean(y, mean, a, var, score)
     norm2 = 0.0
     for i in range(y.size):
         norm2 += score[i] * score[i]
-    exponential_integrator_step(rng, y, score, eta)
+    exponential_integrator_step(rng, y, score, eta, drift_factor)
     return np.sqrt(norm2)
 
 
 @_jit
 def rdmc_step_importance(logp, args, frame, rng, ys, s, eta, n_is, antithetic, defensive, work, n_logp,
-                         step_stats):
+                         step_stats, drift_factor):
     """The gradient-free step: every particle (row of ``ys``, standardised coordinates) moves from
     forward time s to s - eta with its score from self-normalised importance sampling.
     ``step_stats`` receives the means over particles of [importance ESS, nan, score norm]."""
@@ -199,7 +200,7 @@ def rdmc_step_importance(logp, args, frame, rng, ys, s, eta, n_is, antithetic, d
                                  buf, mean, no_starts)
         n_logp[p] += n
         sum_ess += ess
-        sum_norm += reverse_move(rng, ys[p], mean, a, var, eta, score)
+        sum_norm += reverse_move(rng, ys[p], mean, a, var, eta, score, drift_factor)
     step_stats[0] = sum_ess / ys.shape[0]
     step_stats[1] = np.nan
     step_stats[2] = sum_norm / ys.shape[0]
@@ -207,7 +208,7 @@ def rdmc_step_importance(logp, args, frame, rng, ys, s, eta, n_is, antithetic, d
 
 @_jit
 def rdmc_step(logp, logp_grad, args, frame, rng, ys, s, eta, estimator, n_is, antithetic, defensive,
-              n_inner, n_burn, inner_step, chains, mala_steps, work, n_logp, n_grad, step_stats):
+              n_inner, n_burn, inner_step, chains, mala_steps, work, n_logp, n_grad, step_stats, drift_factor):
     """The step with an inner Langevin estimator (``estimator``: _ULA, _IS_ULA or _IS_MALA), the
     chains started from the likelihood factor's draws (ULA) or an importance resample; as
     ``rdmc_step_importance`` otherwise."""
@@ -239,7 +240,7 @@ def rdmc_step(logp, logp_grad, args, frame, rng, ys, s, eta, estimator, n_is, an
         else:
             ng, _ = ula_mean(logp_grad, args, frame, rng, y, a, var, chains, n_inner, n_burn, h, scratch, mean)
         n_grad[p] += ng
-        sum_norm += reverse_move(rng, y, mean, a, var, eta, score)
+        sum_norm += reverse_move(rng, y, mean, a, var, eta, score, drift_factor)
     n = ys.shape[0]
     step_stats[0] = sum_ess / n if estimator != _ULA else np.nan
     step_stats[1] = sum_accept / n if estimator == _IS_MALA else np.nan
@@ -297,6 +298,7 @@ class RDMCRun(ParticleRun):
     particle_stat_dtypes: ClassVar[dict] = {}
     step_stat_dtypes: ClassVar[dict] = {"importance_ess": np.float64, "inner_acceptance": np.float64,
                                         "score_norm": np.float64, "n_importance": np.int64}
+    drift_factor: ClassVar[float] = 2.0  # the reverse SDE's; the tests' mutant subclass sets 1
 
     def __init__(self, settings: RDMC, target, rng, init, tune, draws, budget_per_particle):
         self.estimator = settings.resolved_estimator(target.has_grad)
@@ -352,12 +354,12 @@ class RDMCRun(ParticleRun):
             if self.estimator == "is":
                 rdmc_step_importance(t.logp_fn, t.kernel_args, self.frame, self.rng, self.y, s_k, eta,
                                      self.n_is[k], s.antithetic, defensive, self.work, self.n_logp,
-                                     self.step_info)
+                                     self.step_info, self.drift_factor)
             else:
                 rdmc_step(t.logp_fn, t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.y, s_k, eta,
                           ESTIMATORS.index(self.estimator), self.n_is[k], s.antithetic, defensive, self.n_inner, n_burn,
                           s.inner_step or 0.0, self.chains, self.mala_steps, self.work, self.n_logp,
-                          self.n_grad, self.step_info)
+                          self.n_grad, self.step_info, self.drift_factor)
             self.step_stats["importance_ess"][k] = self.step_info[0]
             self.step_stats["inner_acceptance"][k] = self.step_info[1]
             self.step_stats["score_norm"][k] = self.step_info[2]

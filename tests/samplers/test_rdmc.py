@@ -1,15 +1,16 @@
-"""rdMC (issue 12): counting, budgets, the gradient-free mode, accuracy on a Gaussian and the
-weights of an unequal mixture.
+"""rdMC (issue 12): counting, budgets, the gradient-free mode, accuracy on a Gaussian (and a
+mutant that the same check must catch) and the weights of an unequal mixture.
 The integrator and the posterior-mean estimators have their own oracle tests in tests/_core."""
 
 import json
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 import pytest
 
 import mcsample as mc
-from mcsample.samplers.rdmc import RDMC
+from mcsample.samplers.rdmc import RDMC, RDMCRun
 from mcsample.testing import assert_accurate, models
 
 
@@ -104,6 +105,27 @@ def check_gaussian_accuracy(gauss, cfg, seed):
 ], ids=["small", "defaults"])
 def test_accurate_on_an_off_centre_correlated_gaussian(gauss, cfg, seed_offset):
     check_gaussian_accuracy(gauss, cfg, seed_offset)
+
+
+class _NoFactorTwoRun(RDMCRun):
+    drift_factor = 1.0  # the public SLIPS re-implementation's reverse step
+
+
+@dataclass(frozen=True)
+class _NoFactorTwo(RDMC):
+    """rdMC whose reverse step drops the factor 2 of the drift: Y <- e^eta Y + (e^eta - 1) v + ..."""
+
+    def start_run(self, target, rng, init, tune, draws, budget_per_particle):
+        return _NoFactorTwoRun(self, target, rng, init, tune, draws, budget_per_particle)
+
+
+def test_the_accuracy_check_catches_a_reverse_step_without_the_factor_2(gauss, seed_offset):
+    """The whole sampler with the integrator's mutant (tests/_core has it for the integrator alone),
+    at the settings and seed of the "small" accuracy test above, which the correct sampler passes:
+    in standardised units the score is about -y, so the broken step keeps y and adds noise, and
+    the output's variance grows by ~2T; the same check must fail."""
+    with pytest.raises(AssertionError, match="log sd ratio"):
+        check_gaussian_accuracy(gauss, _NoFactorTwo(**SMALL), seed_offset)
 
 
 def test_weights_of_an_unequal_mixture(seed_offset):
