@@ -1,0 +1,84 @@
+"""The gradient-free search for the bulk (mcsample/_core/bulk.py)."""
+
+import numba
+import numpy as np
+import pytest
+from scipy import stats
+
+import mcsample as mc
+from mcsample._core.bulk import cma_constants, find_bulk
+
+
+@numba.njit
+def gaussian_logp(x, mu, prec):
+    r = x - mu
+    return -0.5 * r @ (prec @ r)
+
+
+@numba.njit
+def funnel_logp(x):
+    """Neal's funnel: v ~ N(0, 3^2), x_i | v ~ N(0, e^v). Its density is largest at x = 0,
+    v = -(d - 1) * 9 / 2 (v = -40.5 in d = 10), far below its mass."""
+    v = x[0]
+    rest = x[1:]
+    return -v * v / 18.0 - 0.5 * rest.size * v - 0.5 * np.sum(rest * rest) * np.exp(-v)
+
+
+def offset_gaussian(d=5):
+    """Mean 50 (25 start-scales away), sds from 0.1 to 10 along random axes."""
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))
+    cov = q @ np.diag(np.logspace(-1, 1, d) ** 2) @ q.T
+    mu = np.full(d, 50.0)
+    return mc.Target(gaussian_logp, dim=d, args=(mu, np.linalg.inv(cov))), mu, cov
+
+
+def test_lands_in_the_bulk_of_an_offset_badly_scaled_gaussian():
+    target, mu, cov = offset_gaussian()
+    prec, d = np.linalg.inv(cov), target.dim
+    radius = np.sqrt(stats.chi2.ppf(0.999, d))  # 99.9% of the target's mass lies within this
+    whiten = np.linalg.inv(np.linalg.cholesky(cov))
+    conditions = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        bulk = find_bulk(target.logp_fn, target.kernel_args, rng.uniform(-2, 2, d), rng)
+        assert np.sqrt((bulk.point - mu) @ prec @ (bulk.point - mu)) < radius
+        assert bulk.lp == pytest.approx(gaussian_logp(bulk.point, mu, prec))
+        conditions.append(np.linalg.cond(whiten @ bulk.cov @ whiten.T))
+    # the search's covariance, as a frame, is far better conditioned than the identity (1e4)
+    assert np.median(conditions) < 100
+
+
+def test_does_not_follow_a_funnel_into_its_neck():
+    d = 10
+    target = mc.Target(funnel_logp, dim=d)
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        bulk = find_bulk(target.logp_fn, target.kernel_args, rng.uniform(-2, 2, d), rng)
+        # v has sd 3: -9 is the 0.13% quantile; the mode is at -40.5
+        assert bulk.mean[0] > -9.0 and bulk.point[0] > -9.0
+
+
+def test_same_generator_state_same_result_and_the_budget_is_kept():
+    target, _, _ = offset_gaussian()
+    runs = [find_bulk(target.logp_fn, target.kernel_args, np.zeros(5), np.random.default_rng(3), max_evals=500)
+            for _ in range(2)]
+    assert np.array_equal(runs[0].point, runs[1].point) and np.array_equal(runs[0].cov, runs[1].cov)
+    assert runs[0].n_evals <= 500
+    assert runs[0].n_evals % cma_constants(5).lam == 0
+    with pytest.raises(ValueError, match="less than one generation"):
+        find_bulk(target.logp_fn, target.kernel_args, np.zeros(5), np.random.default_rng(0), max_evals=3)
+
+
+@numba.njit
+def half_line_logp(x):
+    """An exponential on x > 0 in each coordinate: -inf outside the support."""
+    if np.any(x <= 0.0):
+        return -np.inf
+    return -np.sum(x)
+
+
+def test_a_support_boundary_is_respected():
+    target = mc.Target(half_line_logp, dim=3, check_grad=False, test_point=np.ones(3))
+    rng = np.random.default_rng(0)
+    bulk = find_bulk(target.logp_fn, target.kernel_args, np.full(3, 0.5), rng)
+    assert np.all(bulk.point > 0) and np.isfinite(bulk.elbo)
