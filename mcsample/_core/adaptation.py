@@ -76,9 +76,10 @@ def welford_update_dense(count, mean, m2, x):
             m2[i, j] += delta[i] * (x[j] - mean[j])
 
 
-def regularized_variance(n: float, var: np.ndarray) -> np.ndarray:
-    """Stan's shrinkage of a window's sample variance: (n/(n+5)) var + 1e-3 * 5/(n+5)."""
-    shrink = 1e-3 * 5.0 / (n + 5.0)
+def regularized_variance(n: float, var: np.ndarray, towards=1e-3) -> np.ndarray:
+    """Stan's shrinkage of a window's sample variance: (n/(n+5)) var + towards * 5/(n+5), with
+    Stan's ``towards`` = 1e-3 by default (a scalar, or per coordinate for a diagonal)."""
+    shrink = np.asarray(towards) * 5.0 / (n + 5.0)
     scaled = (n / (n + 5.0)) * var
     if var.ndim == 1:
         return scaled + shrink
