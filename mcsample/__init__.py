@@ -9,10 +9,12 @@ from . import samplers
 from ._version import __version__
 from .compare import compare
 from .compare import format_table as compare_table
+from .convergence import ConvergenceWarning
 from .sample import sample
 from .target import Target
 
-__all__ = ["Target", "sample", "compare", "compare_table", "samplers", "testing", "__version__"]
+__all__ = ["Target", "sample", "compare", "compare_table", "ConvergenceWarning", "samplers", "testing",
+           "__version__"]
 
 
 

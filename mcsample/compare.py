@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import _arviz, metrics
 from . import samplers as _samplers
+from .convergence import ConvergenceWarning
 from .sample import sample
 
 __all__ = ["compare", "format_table", "save"]
@@ -103,8 +105,10 @@ def _run_one(target, reference, sampler, *, budget, chains, seed, executor, tune
         draws = int(max(1, min(per_chain, _MAX_DRAW_BYTES / (8 * target.dim))))
     t0 = time.perf_counter()
     try:
-        idata = sample(target, cfg, draws=draws, tune=tune, chains=chains, seed=seed,
-                       executor=executor, progressbar=progressbar, max_evals=budget)
+        with warnings.catch_warnings():  # the table reports R-hat for every Markov sampler
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            idata = sample(target, cfg, draws=draws, tune=tune, chains=chains, seed=seed,
+                           executor=executor, progressbar=progressbar, max_evals=budget)
     except Exception as err:  # a failing sampler gets a row saying so; the others still run
         row.update(status=f"error: {type(err).__name__}: {err}", wall_time=time.perf_counter() - t0)
         return _complete(row), None

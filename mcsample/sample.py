@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _arviz
 from . import samplers as _samplers
+from .convergence import warn_if_chains_disagree
 from .samplers._base import PARTICLES
 from ._version import __version__
 
@@ -71,6 +72,10 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
     n_logp and n_grad (totals including warmup), wall_time, compile_time, mcsample_version,
     interrupted. ``result.posterior["x"]``, ``result.sample_stats[...]`` and ``result.attrs``
     read both. Ctrl-C returns the draws made so far with ``attrs["interrupted"] = True``.
+
+    Markov chains are checked before the result is returned: a ``mcsample.ConvergenceWarning``
+    names the parameters with R-hat > 1.05 and the chain that disagrees, or a chain whose mean log
+    density is far from the others' (``mcsample.convergence``).
     """
     draws, tune, chains = _check_counts(draws, tune, chains)
     cfg = _samplers.resolve(sampler, settings)
@@ -107,7 +112,11 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
     }
     if cfg.kind == PARTICLES:
         return _assemble_particles(results, target, interrupted, attrs)
-    return _assemble(results, target, tune, save_warmup, interrupted, attrs)
+    idata = _assemble(results, target, tune, save_warmup, interrupted, attrs)
+    posterior, stats = _arviz.group(idata, "posterior"), _arviz.group(idata, "sample_stats")
+    if "lp" in stats:
+        warn_if_chains_disagree(posterior["x"].values, stats["lp"].values, target.names, cfg.name)
+    return idata
 
 
 # -- arguments ---------------------------------------------------------------------------------

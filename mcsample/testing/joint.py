@@ -38,6 +38,7 @@ to ``target.args``), since the data change in place between calls.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -46,6 +47,7 @@ import numpy as np
 from scipy import stats as _stats
 
 from .. import samplers as _samplers
+from ..convergence import ConvergenceWarning
 from ..target import Target
 from .invariance import _chain_stepper, kernel_name
 
@@ -548,8 +550,10 @@ def sbc(prior_draw, simulate, make_target, sampler="nuts", *, n_sims=200, n_draw
     for s in range(n_sims):
         theta_star = _draw_theta(prior_draw, rng, dim)
         slot.set(simulate(theta_star, rng))
-        idata = _sample(target, sampler, draws=per_chain * thin, chains=chains, seed=run_seeds[s],
-                        **sample_kwargs)
+        with warnings.catch_warnings():  # the rank statistics are the test, not each run's R-hat
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            idata = _sample(target, sampler, draws=per_chain * thin, chains=chains, seed=run_seeds[s],
+                            **sample_kwargs)
         draws = np.asarray(idata.posterior["x"].values)[:, thin - 1::thin].reshape(-1, dim)[:L]
         points = np.vstack([theta_star[None, :], draws])
         values = _evaluate(functions, points, np.repeat(slot.y[None], L + 1, axis=0))

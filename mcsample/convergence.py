@@ -1,0 +1,98 @@
+"""Do the chains agree? The check ``sample()`` runs on Markov chains before it returns, warning
+(``ConvergenceWarning``) and naming the chain that disagrees, as PyMC and nutpie do.
+
+R-hat here is the rank-normalised split R-hat of Vehtari, Gelman, Simpson, Carpenter & Bürkner
+(2021), "Rank-normalization, folding, and localization: an improved R-hat", Bayesian Analysis
+16(2): the larger of the bulk R-hat (of the rank-normalised draws) and the tail R-hat (of the
+rank-normalised distances from the median), each computed on chains split in halves. It is the
+quantity ArviZ's ``rhat`` reports (tests/test_convergence.py checks that they agree); computed
+here in numpy so that ``sample()`` does not import ArviZ (2.7-3.4 s on ArviZ 1.x) to check it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+RHAT_WARN = 1.05  # Vehtari et al. (2021) recommend using a sample only when R-hat < 1.01; 1.05 flags failure
+
+
+class ConvergenceWarning(UserWarning):
+    """The chains of a run disagree (R-hat above 1.05, or a chain's log density far from the others')."""
+
+
+def _split(x):
+    """(chain, draw) -> (2 chain, draw // 2): the first and second half of each chain."""
+    half = x.shape[1] // 2
+    return np.concatenate([x[:, :half], x[:, x.shape[1] - half:]])
+
+
+def _rank_normal(x):
+    from scipy.special import ndtri  # scipy.stats is slow to import: only when a run is checked
+    from scipy.stats import rankdata
+    ranks = rankdata(x, method="average").reshape(x.shape)
+    return ndtri((ranks - 0.375) / (x.size + 0.25))
+
+
+def _classic_rhat(x):
+    n = x.shape[1]
+    within = x.var(axis=1, ddof=1).mean()
+    between_over_n = x.mean(axis=1).var(ddof=1)
+    if within == 0:
+        return np.nan
+    return float(np.sqrt(((n - 1) / n * within + between_over_n) / within))
+
+
+def split_rhat(x) -> float:
+    """Rank-normalised split R-hat of one quantity's draws (chain, draw): max of bulk and tail."""
+    x = np.asarray(x, dtype=float)
+    if x.shape[1] < 4 or not np.all(np.isfinite(x)):
+        return np.nan
+    split = _split(x)
+    bulk = _classic_rhat(_rank_normal(split))
+    tail = _classic_rhat(_rank_normal(np.abs(split - np.median(split))))
+    return max(bulk, tail)
+
+
+def chain_disagreements(draws, lp, names) -> list[str]:
+    """What is wrong with a run's chains, in words (empty when they agree): parameters with R-hat
+    above ``RHAT_WARN``, naming the chain whose mean is furthest from the others', and chains whose
+    mean log density is further from the median chain's than the chains' own spread of log
+    density (a stuck chain differs by hundreds of sds; a mixing one by about sd / sqrt(ESS)).
+
+    draws : (chain, draw, dim); lp : (chain, draw), the log density of each draw."""
+    chains = draws.shape[0]
+    if chains < 2 or draws.shape[1] < 4:
+        return []
+    problems = []
+    lp_means = lp.mean(axis=1)
+    lp_sd = float(np.sqrt(lp.var(axis=1, ddof=1).mean()))
+    centre = np.median(lp_means)
+    for c in range(chains):
+        if abs(lp_means[c] - centre) > max(lp_sd, 1e-12):
+            others = ", ".join(f"{v:.4g}" for v in np.delete(lp_means, c))
+            side = "below" if lp_means[c] < centre else "above"
+            problems.append(f"chain {c}'s mean log density {lp_means[c]:.4g} is {side} the others' ({others}; "
+                            f"within-chain sd {lp_sd:.2g})")
+    rhat = np.array([split_rhat(draws[..., j]) for j in range(draws.shape[2])])
+    bad = np.flatnonzero(rhat > RHAT_WARN)
+    if bad.size:
+        worst = bad[np.argmax(rhat[bad])]
+        column = draws[..., worst]
+        means = column.mean(axis=1)
+        spread = np.sqrt(column.var(axis=1, ddof=1).mean()) or 1.0
+        off = int(np.argmax(np.abs(means - np.median(means)) / spread))
+        listed = ", ".join(f"{names[j]} {rhat[j]:.3f}" for j in bad[np.argsort(-rhat[bad])][:5])
+        problems.append(f"R-hat > {RHAT_WARN} for {bad.size} of {draws.shape[2]} parameters ({listed}"
+                        f"{', ...' if bad.size > 5 else ''}); in {names[worst]}, chain {off}'s mean "
+                        f"{means[off]:.4g} is furthest from the others' median {np.median(np.delete(means, off)):.4g}")
+    return problems
+
+
+def warn_if_chains_disagree(draws, lp, names, sampler: str) -> None:
+    problems = chain_disagreements(draws, lp, names)
+    if problems:
+        warnings.warn(f"{sampler}: the chains disagree: " + "; ".join(problems)
+                      + ". Do not trust this sample yet: run longer (draws, tune), start the chains elsewhere "
+                      "(init), or look at the warmup (save_warmup=True).", ConvergenceWarning, stacklevel=3)
