@@ -142,3 +142,17 @@ def test_bad_settings():
                        (dict(defensive=1.0), "defensive"), (dict(grid="log"), "grid")]:
         with pytest.raises(ValueError, match=match):
             RDMC(**bad).validate(2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["eight_schools_noncentered", "arK"])
+def test_posterior_means_with_default_settings(name, seed_offset):
+    """Issue 12's bar: every posterior mean within 0.15 reference sd, default settings. 4 x 250
+    independent particles: se 1/sqrt(1000) = 0.032 sd per mean (the reference's 0.01 aside), so
+    the bar is ~4.7 se (benchmarks/rdmc_posteriors.py: 0.03-0.06 with 2000 particles)."""
+    import targets
+    target, ref = targets.get(name)
+    idata = mc.sample(target, "rdmc", draws=250, chains=4, tune=1000, seed=11 + seed_offset, progressbar=False)
+    x = ref.to_reference_scale(idata["posterior"]["x"].values.reshape(-1, target.dim))
+    err = np.abs(x.mean(0) - ref.mean) / ref.sd
+    assert err.max() < 0.15, dict(zip(ref.names, err.round(3)))
