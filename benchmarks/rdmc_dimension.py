@@ -1,0 +1,112 @@
+"""rdMC (issue 12): where it stops working as the dimension grows.
+
+    python benchmarks/rdmc_dimension.py             # runs, appends to benchmarks/results/rdmc_dimension.jsonl
+    python benchmarks/rdmc_dimension.py --plot      # benchmarks/results/rdmc_dimension.png from the jsonl
+
+Target: the catalogue's ``two_modes`` built at each d in {2, 5, 10, 20, 50}: 2/3 N(-(2/3) 1, 0.05 I)
++ 1/3 N((4/3) 1, 0.05 I) (SLIPS's "two modes": the modes sit sqrt(d) * 2 apart, each with sd 0.22).
+Per (d, estimator): ``mc.sample(target, RDMC(estimator=...), draws=250, chains=2, tune=1000,
+seed=7)``, default settings otherwise (T = 6, 100 geometric steps to delta = 0.01, 128 importance
+samples, 4 MALA / ULA chains x 32 steps, in the frame of a GPSS pilot of 1000 iterations), no
+budget. Estimators "is" (importance sampling only, gradient-free), "is_mala" (the default with a
+gradient) and "ula" (Langevin chains started from the likelihood factor's draws).
+
+Reported: w1, the weight of the first mode (nearest-centre assignment; truth 2/3) with its
+binomial standard error over the 500 particles, |w1 - 2/3| (= the mode-weight total variation
+for two modes), the largest |log sd ratio| against exact draws (the within-mode spread), the
+smallest per-step importance ESS (mean over particles), evaluations per sample (everything spent,
+pilot included, over the particles) and wall seconds.
+
+"is_nodef" is importance sampling with ``defensive=0``: the default mixes 10% of the importance
+draws from N(0, I) in the pilot's frame, which keeps far-out particles from drifting off (mog8)
+but is centred on the one mode a pilot sees here, and pulls the particles' weights towards it.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import mcsample as mc
+import targets
+from mcsample import metrics
+from mcsample.samplers.rdmc import RDMC
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DIMS = (2, 5, 10, 20, 50)
+ESTIMATORS = ("is", "is_mala", "ula")
+# the extra series: importance sampling without the defensive N(0, I) component (see below)
+VARIANTS = {"is_nodef": dict(estimator="is", defensive=0.0)}
+
+
+def one(d, estimator, seed=7, draws=250, chains=2):
+    settings = VARIANTS.get(estimator, dict(estimator=estimator))
+    target, ref = targets.get("two_modes", dim=d)
+    centres, truth = ref.extra["mode_centres"], ref.extra["mode_weights"]
+    t0 = time.time()
+    idata = mc.sample(target, RDMC(**settings), draws=draws, chains=chains, tune=1000, seed=seed,
+                      progressbar=False)
+    x = idata["posterior"]["x"].values.reshape(-1, d)
+    w = metrics.mode_weights(x, centres)
+    steps = idata["step_stats"]
+    ess = steps["importance_ess"].values
+    return dict(target="two_modes", d=d, estimator=estimator, settings=settings, seed=seed, particles=len(x),
+                w1=round(float(w[0]), 3), w1_se=round(float(np.sqrt(w[0] * (1 - w[0]) / len(x))), 3),
+                weight_err=round(float(abs(w[0] - truth[0])), 3),
+                logsd=round(float(np.abs(metrics.log_sd_ratio(x, ref.sd)).max()), 3),
+                min_importance_ess=None if np.all(np.isnan(ess)) else round(float(np.nanmin(ess)), 2),
+                evals_per_sample=round((idata.attrs["n_logp"] + idata.attrs["n_grad"]) / len(x)),
+                seconds=round(time.time() - t0, 1))
+
+
+def plot(path=RESULTS / "rdmc_dimension.jsonl", out=RESULTS / "rdmc_dimension.png"):
+    import matplotlib
+    import matplotlib.ticker
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for est in ESTIMATORS + tuple(VARIANTS):
+        r = sorted((x for x in rows if x["estimator"] == est), key=lambda x: x["d"])
+        if not r:
+            continue
+        d = [x["d"] for x in r]
+        label = {"is_nodef": "is, defensive=0"}.get(est, est)
+        ax1.errorbar(d, [x["w1"] for x in r], yerr=[2 * x["w1_se"] for x in r], marker="o", capsize=3, label=label)
+        ax2.plot(d, [x["evals_per_sample"] for x in r], marker="o", label=label)
+    ax1.axhline(2 / 3, color="k", ls="--", lw=1, label="truth 2/3")
+    ax1.axhline(0.5, color="grey", ls=":", lw=1)
+    ax1.set(xscale="log", xlabel="dimension d", ylabel="weight of the first mode (±2 se)",
+            title="two_modes: mode weight", ylim=(-0.05, 1.05))
+    ax2.set(xscale="log", yscale="log", xlabel="dimension d", ylabel="target evaluations per sample",
+            title="cost per sample (pilot included)")
+    for ax in (ax1, ax2):
+        ax.set_xticks(DIMS, [str(x) for x in DIMS])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.legend(fontsize=8)
+    fig.suptitle("rdMC, default settings, 2 x 250 particles, seed 7")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--dims", nargs="+", type=int, default=list(DIMS))
+    p.add_argument("--estimators", nargs="+", default=list(ESTIMATORS) + list(VARIANTS))
+    p.add_argument("--plot", action="store_true")
+    a = p.parse_args()
+    if a.plot:
+        plot()
+        return
+    with open(RESULTS / "rdmc_dimension.jsonl", "a") as f:
+        for d in a.dims:
+            for est in a.estimators:
+                row = json.dumps(one(d, est))
+                print(row, flush=True)
+                f.write(row + "\n")
+
+
+if __name__ == "__main__":
+    main()
