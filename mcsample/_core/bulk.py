@@ -140,3 +140,93 @@ def _cma_update(k, mean, sigma, cov, pc, ps, ys, lps, basis, eigvals, gen):
     cov = 0.5 * (cov + cov.T)
     sigma *= math.exp(min(1.0, k.cs / k.damps * (ps_norm / k.chi_n - 1)))
     return mean, sigma, cov, pc, ps
+
+
+def pooled_bulk(logp, args, starts, rng, n_importance=None, **search):
+    """Mean and covariance of the target for standardising a particle sampler, and the evaluations
+    spent: ``find_bulk`` from each row of ``starts``, then one round of importance sampling from
+    the equal mixture of the Gaussians they found, each widened 2x in variance, whose weighted
+    moments replace the searches' own when the weights' effective sample size is at least 10 d
+    (``n_importance`` draws, default 200 d + 1000). The searches' covariances are rough (their scales
+    were off by 0.5-1.9x on a 3-d Gaussian, and the Föllmer sampler then came out 17% too narrow);
+    the weighted moments are consistent, and for a multimodal target they span the modes the
+    searches found. In high dimension the weights degenerate (a 2x wider Gaussian proposal keeps
+    an ESS fraction of 0.87^d) and the mixture's own moments are returned."""
+    bulks = [find_bulk(logp, args, x0, rng, **search) for x0 in np.atleast_2d(starts)]
+    found = [b for b in bulks if np.isfinite(b.elbo)]
+    n_evals = sum(b.n_evals for b in bulks)
+    if not found:
+        raise ValueError("no bulk search found a point with finite log density; give init= inside the support")
+    means = np.array([b.mean for b in found])
+    d = means.shape[1]
+    between = np.atleast_2d(np.cov(means, rowvar=False, bias=True)) if len(found) > 1 else 0.0
+    mean = means.mean(axis=0)
+    cov = np.mean([b.cov for b in found], axis=0) + between
+    n = 200 * d + 1000 if n_importance is None else int(n_importance)
+    chols = [np.linalg.cholesky(2.0 * b.cov + 1e-12 * np.trace(b.cov) * np.eye(d)) for b in found]
+    which = rng.integers(len(found), size=n)
+    xs = means[which] + np.einsum("nij,nj->ni", np.array(chols)[which], rng.standard_normal((n, d)))
+    lps = np.empty(n)
+    log_densities(logp, args, xs, lps)
+    n_evals += n
+    log_q = np.logaddexp.reduce([_log_normal(xs, m, c) for m, c in zip(means, chols)], axis=0)
+    log_w = lps - log_q
+    log_w[~np.isfinite(log_w)] = -np.inf
+    if np.isfinite(log_w.max()):
+        w = np.exp(log_w - log_w.max())
+        w /= w.sum()
+        if 1.0 / np.sum(w * w) >= 10 * d:
+            mean = w @ xs
+            centred = xs - mean
+            cov = (centred * w[:, None]).T @ centred
+    return mean, cov, n_evals
+
+
+def _log_normal(xs, mean, chol):
+    """log N(x; mean, chol chol^T) of each row, up to the constant shared by equal dimensions."""
+    z = np.linalg.solve(chol, (xs - mean).T)
+    return -0.5 * np.sum(z * z, axis=0) - np.sum(np.log(np.diag(chol)))
+
+
+def covering_variance(logp, args, frame, rng, n=4000, ratio=16.0, min_ess=20.0, max_rungs=8):
+    """The variance s^2 of a reference N(0, s^2 I), in the coordinates u of ``frame``
+    (x = c + L u), that covers the whole target, for samplers that start from such a reference
+    (the Föllmer process's N(0, gamma I), reverse diffusions' N(0, I)). Returns (s^2, evaluations).
+
+    A ladder of importance-sampling rounds: with proposal N(0, v I), v = 1, 4, 16, ..., estimate the
+    target's second moment m2 = E|u|^2 / d from ``n`` draws; s^2 is the largest m2 (at least 1)
+    among rungs whose weights have an effective sample size of ``min_ess`` or more, and the ladder
+    stops once v > ``ratio`` s^2 (the proposal is then wider than the target) or after
+    ``max_rungs`` rungs. With ``ratio`` = 4 the ladder stopped at v = 16 on one mog8 seed in three,
+    before any draw had reached a neighbouring mode 7 frame units away; at 16 it goes two rungs
+    further. A rung that first reaches a far mode has few, heavy weights; the ladder
+    goes on past it rather than stopping there (stopping at the first low ESS returned 4.8 instead
+    of ~150 on one seed in six on mog8). A frame fitted around the one mode a search found leaves
+    the other modes out of sight at v = 1; on mog8 (8 modes on a circle of radius 10, each of sd
+    0.84) the ladder returns 140-160 where the found mode's own scale is 1. In high dimension a
+    proposal 2x wider than the target in sd keeps an ESS fraction of about 0.6^d, so the rungs
+    above v = 1 fail there and the frame's own scale is kept."""
+    d = frame[1].size
+    best, n_evals, v = 1.0, 0, 1.0
+    u = np.empty((n, d))
+    lps = np.empty(n)
+    for _ in range(max_rungs):
+        u[:] = np.sqrt(v) * rng.standard_normal((n, d))
+        log_densities(logp, args, _frame_points(frame, u), lps)
+        n_evals += n
+        log_w = lps + 0.5 * np.sum(u * u, axis=1) / v
+        log_w[~np.isfinite(log_w)] = -np.inf
+        if np.isfinite(log_w.max()):
+            w = np.exp(log_w - log_w.max())
+            w /= w.sum()
+            if 1.0 / np.sum(w * w) >= min_ess:
+                best = max(best, float(w @ np.sum(u * u, axis=1)) / d)
+        if v > ratio * best:
+            break
+        v *= 4.0
+    return best, n_evals
+
+
+def _frame_points(frame, u):
+    from .slice import frame_to_x
+    return np.ascontiguousarray(frame_to_x(frame, u))

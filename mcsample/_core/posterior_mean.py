@@ -63,6 +63,14 @@ def logp_grad_in_frame(logp_grad, args, frame, z, x, g_out):
 
 
 @_jit
+def _square_norm(z):
+    s = 0.0
+    for i in range(z.size):
+        s += z[i] * z[i]
+    return s
+
+
+@_jit
 def _log_defensive_ratio(z, centre, sd, defensive_sd):
     """log N(z; 0, defensive_sd^2 I) - log N(z; centre, sd^2 I)."""
     d = z.size
@@ -78,8 +86,12 @@ def _log_defensive_ratio(z, centre, sd, defensive_sd):
 
 @_jit
 def importance_mean(logp, args, frame, rng, x, a, var, n, antithetic, defensive, z, xi, buf, mean_out,
-                    starts):
+                    starts, tilt=0.0):
     """Self-normalised importance estimate of m(x) with ``n`` proposals, written into ``mean_out``.
+
+    ``tilt`` > 0 estimates the mean under p(x0) exp(tilt |x0|^2 / 2) N(x; a x0, var I) instead: the
+    posterior of the Föllmer process, whose target is p divided by its N(0, I / tilt) reference
+    (the ensemble score sampler).
 
     The proposal is the likelihood factor N(x / a, var / a^2 I), mixed with probability
     ``defensive`` = (beta, s) with a "defensive" N(0, s^2 I) about the frame's centre (Hesterberg
@@ -118,6 +130,8 @@ def importance_mean(logp, args, frame, rng, x, a, var, n, antithetic, defensive,
                 r = _log_defensive_ratio(z, x / a, sd, defensive_sd)
                 lw = -np.logaddexp(log_keep, log_beta + r)
             lw += logp_in_frame(logp, args, frame, z, buf)
+            if tilt != 0.0:
+                lw += 0.5 * tilt * _square_norm(z)
             n_eval += 1
             j += 1
             if not lw > -np.inf:  # -inf or NaN: zero weight
@@ -270,3 +284,93 @@ def mala_mean(logp_grad, args, frame, rng, x, a, var, chains, steps, n_steps, n_
                 n_kept += 1
     _divide(mean_out, n_kept)
     return n_grad, sum_accept / max(chains.shape[0] * n_steps, 1)
+
+
+@_jit
+def pooled_importance_means(logp, args, frame, rng, xs, var, per_particle, antithetic, tilt, pool, pool_lw,
+                            buf, means_out, ess_out):
+    """Shared-pool importance estimates of m(x_i) for every row x_i of ``xs`` (N, d), with a = 1:
+    q_i(x0) proportional to p(x0) exp(tilt |x0|^2 / 2) N(x0; x_i, var I).
+
+    The ensemble's candidates are pooled (the "ensemble" reading of Riel & Bischoff's sampler, as
+    reconstructed in the notes): ``per_particle`` draws from N(x_k, var I) about each particle k, so
+    J = N per_particle evaluations in all, and each candidate c_j serves every particle with the
+    weight p~(c_j) N(c_j; x_i, var) / q(c_j) against the mixture q = mean_k N(x_k, var) it was
+    drawn from (multiple importance sampling, balance heuristic). Each weight sum is a streaming
+    log-sum-exp, so no N x J matrix is stored; cost O(N J d) flops. ``antithetic`` pairs each draw
+    with its reflection about the parent. Writes the means into ``means_out`` (N, d) and Kish's
+    effective sample size of each particle's weights into ``ess_out``; returns the evaluations.
+    ``pool`` (J, d), ``pool_lw`` (J,), ``buf`` (d,): scratch."""
+    n, d = xs.shape
+    n_pool = pool.shape[0]
+    sd = np.sqrt(var)
+    for j in range(n_pool):
+        parent = j // per_particle
+        if antithetic and j % 2 == 1:
+            for i in range(d):
+                pool[j, i] = 2.0 * xs[parent, i] - pool[j - 1, i]
+        else:
+            for i in range(d):
+                pool[j, i] = xs[parent, i] + sd * rng.standard_normal()
+        lw = logp_in_frame(logp, args, frame, pool[j], buf)
+        if tilt != 0.0:
+            lw += 0.5 * tilt * _square_norm(pool[j])
+        pool_lw[j] = lw
+    for j in range(n_pool):  # minus the log of the mixture it was drawn from (constants cancel)
+        if pool_lw[j] > -np.inf:
+            pool_lw[j] -= _log_sum_exp_kernel(pool[j], xs, var)
+    for p in range(n):
+        log_max = -np.inf
+        sum_w = 0.0
+        sum_w2 = 0.0
+        for i in range(d):
+            means_out[p, i] = 0.0
+        for j in range(n_pool):
+            if not pool_lw[j] > -np.inf:
+                continue
+            lw = pool_lw[j] - 0.5 * _square_distance(pool[j], xs[p]) / var
+            if lw > log_max:
+                r = np.exp(log_max - lw)
+                sum_w *= r
+                sum_w2 *= r * r
+                for i in range(d):
+                    means_out[p, i] *= r
+                log_max = lw
+            w = np.exp(lw - log_max)
+            sum_w += w
+            sum_w2 += w * w
+            for i in range(d):
+                means_out[p, i] += w * pool[j, i]
+        if sum_w > 0.0:
+            for i in range(d):
+                means_out[p, i] /= sum_w
+            ess_out[p] = sum_w * sum_w / sum_w2
+        else:  # nothing finite in the pool: stay put
+            for i in range(d):
+                means_out[p, i] = xs[p, i]
+            ess_out[p] = 0.0
+    return n_pool
+
+
+@_jit
+def _square_distance(u, v):
+    s = 0.0
+    for i in range(u.size):
+        r = u[i] - v[i]
+        s += r * r
+    return s
+
+
+@_jit
+def _log_sum_exp_kernel(c, xs, var):
+    """log sum_k exp(-|c - x_k|^2 / (2 var))."""
+    log_max = -np.inf
+    total = 0.0
+    for k in range(xs.shape[0]):
+        v = -0.5 * _square_distance(c, xs[k]) / var
+        if v > log_max:
+            total = total * np.exp(log_max - v) + 1.0
+            log_max = v
+        else:
+            total += np.exp(v - log_max)
+    return log_max + np.log(total)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 
 from ._base import MARKOV, PARTICLES, ParticleSettings, SamplerSettings
+from .ensemble import EnsembleScore
 from .gpss import GPSS
 from .nuts import NUTS
 from .rdmc import RDMC
 from .slice import EllipticalSlice, HitAndRunSlice
 
-__all__ = ["available", "resolve", "SamplerSettings", "ParticleSettings", "MARKOV", "PARTICLES", "NUTS", "GPSS", "EllipticalSlice", "HitAndRunSlice", "RDMC"]
+__all__ = ["available", "resolve", "SamplerSettings", "ParticleSettings", "MARKOV", "PARTICLES", "NUTS", "GPSS", "EllipticalSlice", "HitAndRunSlice", "RDMC",
+           "EnsembleScore"]
 
-_REGISTRY = {cls.name: cls for cls in (NUTS, GPSS, EllipticalSlice, HitAndRunSlice, RDMC)}
+_REGISTRY = {cls.name: cls for cls in (NUTS, GPSS, EllipticalSlice, HitAndRunSlice, RDMC, EnsembleScore)}
 
 
 def available() -> list[str]:

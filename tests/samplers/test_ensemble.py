@@ -1,0 +1,184 @@
+"""Ensemble score sampler (mcsample/samplers/ensemble.py): the Föllmer posterior-mean estimators
+against the closed form, the Euler scheme with the exact drift, and the sampler end to end.
+
+Tolerances are Monte Carlo errors: a mean of N particles is off by sd / sqrt(N), a mode weight
+by sqrt(w (1 - w) / N); the bounds below are 3.5-4 of those (false alarm < 1e-3 per check)."""
+
+import numba
+import numpy as np
+import pytest
+
+import mcsample as mc
+import targets
+from mcsample import _arviz, metrics
+from mcsample._core.posterior_mean import importance_mean, pooled_importance_means
+from mcsample._core.slice import identity_frame
+from mcsample.samplers import ensemble
+from mcsample.testing import models
+
+MU = np.array([1.0, -2.0, 0.5])
+SD = np.array([0.5, 2.0, 1.0])
+
+
+@numba.njit
+def gaussian_logp(x, mu, prec):
+    r = x - mu
+    return -0.5 * r @ (prec @ r)
+
+
+def gaussian_target(shift=0.0):
+    @numba.njit
+    def logp(x, mu, prec):
+        return gaussian_logp(x, mu, prec) + shift
+    return mc.Target(logp if shift else gaussian_logp, dim=3, args=(MU, np.diag(SD ** -2.0)))
+
+
+def foellmer_posterior(x, t, gamma, mu=MU, sd=SD):
+    """Mean and sds of X_1 | X_t = x for the target N(mu, diag sd^2): precision
+    1/sd^2 + t / (gamma (1 - t)), mean (mu / sd^2 + x / (gamma (1 - t))) / precision."""
+    prec = sd ** -2.0 + t / (gamma * (1.0 - t))
+    return (mu / sd ** 2 + x / (gamma * (1.0 - t))) / prec, prec ** -0.5
+
+
+@pytest.mark.parametrize("t", [0.0, 0.5, 0.9])
+def test_both_estimators_match_the_closed_form_foellmer_posterior_mean(t):
+    target, gamma = gaussian_target(), 4.0
+    frame, rng = identity_frame(3), np.random.default_rng(1)
+    x = np.array([0.3, -1.0, 2.0]) * t
+    mean, sd = foellmer_posterior(x, t, gamma)
+    var = gamma * (1.0 - t)
+    out, work = np.zeros(3), np.zeros((3, 3))
+    ess, n = importance_mean(target.logp_fn, target.kernel_args, frame, rng, x, 1.0, var, 40000, True,
+                             (0.0, 1.0), work[0], work[1], work[2], out, np.zeros((0, 3)), 1.0 / gamma)
+    assert n == 40000 and np.all(np.abs(out - mean) < 4.0 * sd / np.sqrt(ess))
+    # the pool: 200 particles at the same x draw 100 candidates each, every particle sees all 20000
+    xs = np.tile(x, (200, 1))
+    means, esss = np.zeros((200, 3)), np.zeros(200)
+    n = pooled_importance_means(target.logp_fn, target.kernel_args, frame, rng, xs, var, 100, True, 1.0 / gamma,
+                                np.zeros((20000, 3)), np.zeros(20000), np.zeros(3), means, esss)
+    assert n == 20000 and np.all(np.abs(means[0] - mean) < 4.0 * sd / np.sqrt(esss[0]))
+    np.testing.assert_allclose(means, np.tile(means[0], (200, 1)), rtol=1e-12)
+
+
+def test_pooled_weights_correct_for_the_mixture_proposal():
+    """Particles spread out: each one's estimate uses candidates drawn about the others, weighted
+    against the mixture they came from, and still matches its own closed form."""
+    target, gamma, t = gaussian_target(), 4.0, 0.6
+    rng = np.random.default_rng(2)
+    xs = t * MU + rng.normal(size=(50, 3)) * 0.5  # where X_t is, roughly
+    var = gamma * (1.0 - t)
+    means, esss = np.zeros((50, 3)), np.zeros(50)
+    pooled_importance_means(target.logp_fn, target.kernel_args, identity_frame(3), rng, xs, var, 400, True,
+                            1.0 / gamma, np.zeros((20000, 3)), np.zeros(20000), np.zeros(3), means, esss)
+    assert esss.min() > 100  # the bound below is asymptotic in the ESS
+    for p in range(50):
+        mean, sd = foellmer_posterior(xs[p], t, gamma)
+        assert np.all(np.abs(means[p] - mean) < 4.5 * sd / np.sqrt(esss[p]))
+
+
+def test_euler_with_the_exact_drift_reaches_the_target():
+    """The grid and the Euler-Maruyama move alone: 100 uniform steps from 0 with the closed-form
+    drift. The exact process ends at N(mu, sd^2); Euler's bias is O(1/K) (below 3% in variance
+    here), the particles' Monte Carlo error 1/sqrt(N)."""
+    n, gamma, grid = 20000, 2.0, ensemble.foellmer_grid(100, "uniform")
+    rng = np.random.default_rng(3)
+    xs = np.zeros((n, 3))
+    for k in range(100):
+        t, h = grid[k], grid[k + 1] - grid[k]
+        means = foellmer_posterior(xs, t, gamma)[0]
+        ensemble.euler_foellmer_move(rng, xs, np.ascontiguousarray(means), t, h, gamma)
+    assert np.all(np.abs(xs.mean(0) - MU) < 4 * SD / np.sqrt(n))
+    assert np.all(np.abs(xs.var(0) / SD ** 2 - 1) < 0.03 + 4 * np.sqrt(2.0 / n))
+
+
+def _sample(target, seed=1, draws=1000, **settings):
+    idata = mc.sample(target, "ensemble_score", draws=draws, chains=1, seed=seed, progressbar=False, **settings)
+    return _arviz.group(idata, "posterior")["x"].values.reshape(-1, target.dim), idata
+
+
+def gaussian_ok(x):
+    """Means within 0.1 sd (3 MC errors at 1000 particles) and sds within 10%."""
+    return np.all(np.abs(x.mean(0) - MU) / SD < 0.1) and np.all(np.abs(x.std(0) / SD - 1) < 0.1)
+
+
+# "none": the drift does all the work (standardised, the target is close to the reference and the
+# drift is small: a target equal to N(0, gamma I) has drift 0). There the per-particle estimator
+# needs more than its default 16 candidates: at 16 its self-normalised bias left a mean 0.25 sd off
+# and an sd 10-20% too wide (seeds 1-3), at 128 within 0.07 sd and 9%; the pool does it with 16.
+@pytest.mark.parametrize("estimator", ["ensemble", "particle"])
+@pytest.mark.parametrize("standardise", ["search", "none"])
+def test_gaussian_means_and_sds(estimator, standardise):
+    unstandardised = dict(gamma=4.0, n_candidates=128 if estimator == "particle" else 16)
+    settings = unstandardised if standardise == "none" else {}
+    assert gaussian_ok(_sample(gaussian_target(), estimator=estimator, standardise=standardise, **settings)[0])
+
+
+def test_a_drift_without_the_time_factor_is_caught(monkeypatch):
+    """Mutant: b = m - x instead of (m - x) / (1 - t). The same check must fail."""
+    right = ensemble.euler_foellmer_move
+
+    def wrong(rng, xs, means, t, h, gamma):
+        return right(rng, xs, np.ascontiguousarray(xs + (means - xs) * (1.0 - t)), t, h, gamma)
+    monkeypatch.setattr(ensemble, "euler_foellmer_move", wrong)
+    assert not gaussian_ok(_sample(gaussian_target(), standardise="none", gamma=4.0)[0])
+
+
+def test_a_constant_added_to_the_log_density_changes_nothing():
+    """Every weight is a difference of log densities, so the constant cancels, up to the rounding
+    of lp + c: not bit for bit (lp + 123 drops lp's last bits), to 1e-12 relative."""
+    a, _ = _sample(gaussian_target(), draws=200, n_steps=20)
+    b, _ = _sample(gaussian_target(shift=123.0), draws=200, n_steps=20)
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def _one_d_mixture():
+    return models.mixture([0.3, 0.7], np.array([[-3.0], [3.0]]), 0.5, name="mix_0.3_0.7").target
+
+
+def test_unequal_weights_of_a_one_d_mixture():
+    x, idata = _sample(_one_d_mixture(), seed=4)
+    w = metrics.mode_weights(x, np.array([[-3.0], [3.0]]))
+    assert abs(w[0] - 0.3) < 4 * np.sqrt(0.21 / 1000) + 0.02  # MC error, plus 0.02 for bias
+    steps = _arviz.group(idata, "step_stats")
+    assert set(steps.data_vars) >= {"importance_ess", "min_importance_ess", "drift_norm", "n_candidates", "time"}
+
+
+@pytest.mark.slow
+def test_unequal_weights_over_five_seeds():
+    """The issue's bar: within 0.1 in every run, within 0.05 averaged over 5 seeds."""
+    errors = []
+    for seed in range(5):
+        x, _ = _sample(_one_d_mixture(), seed=seed)
+        errors.append(metrics.mode_weights(x, np.array([[-3.0], [3.0]]))[0] - 0.3)
+    assert max(map(abs, errors)) < 0.1 and abs(np.mean(errors)) < 0.05
+
+
+@pytest.mark.slow
+def test_mog8_mode_weights():
+    target, ref = targets.get("mog8")
+    idata = mc.sample(target, "ensemble_score", draws=1000, chains=4, seed=1, progressbar=False)
+    x = _arviz.group(idata, "posterior")["x"].values.reshape(-1, 2)
+    w = metrics.mode_weights(x, ref.extra["mode_centres"])
+    assert metrics.total_variation(w, ref.extra["mode_weights"]) < 0.05
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(estimator="pool"), "estimator must be one of"),
+    (dict(grid="log"), "grid must be one of"),
+    (dict(gamma=-1.0), "gamma must be a positive number"),
+    (dict(n_steps=1), "n_steps must be"),
+    (dict(standardise="pilot"), "standardise must be"),
+])
+def test_bad_settings_are_named(bad, match):
+    with pytest.raises(ValueError, match=match):
+        _sample(gaussian_target(), draws=10, **bad)
+
+
+def test_budget_sets_the_candidates_and_is_kept():
+    target = gaussian_target()
+    _, idata = _sample(target, draws=100, max_evals=100 * 100 * 8 + 40000)
+    spent = idata.attrs["n_logp"]
+    assert spent <= 100 * 100 * 8 + 40000
+    assert _arviz.group(idata, "step_stats")["n_candidates"].values[0, 0] >= 4
+    with pytest.raises(ValueError, match="fewer than one candidate per step"):
+        _sample(target, draws=100, max_evals=1000)
