@@ -90,13 +90,18 @@ nb.cells = [
          "    ax.scatter(x[:, 0], x[:, 1], s=3, alpha=0.5)\n"
          "    ax.set_title(title)\n"
          "plt.tight_layout(); plt.show()"),
-    md("rdMC's particles are spread wider than the modes, along x most. Its output is p_delta, the target "
-       "shrunk by e^-delta and blurred by N(0, sigma_delta^2 I) *in the pilot's standardised units*, with "
-       "sigma_delta = 0.14 at delta = 0.01: negligible when the frame's scale is the modes' (the pilots that "
-       "sat in one mode), but a pilot that moved between modes has a frame scale of ~5.8 along x, so its "
-       "particles are blurred by 0.14 x 5.8 = 0.8 there: in runs 1 and 2 the particles of the (-4, 0) mode "
-       "have an x-sd of 0.86-0.97 instead of 0.5 (runs 0 and 3: 0.49-0.52). A smaller `early_stop` "
-       "shrinks the blur, at the price of more steps near s = 0 where the score is hardest to estimate."),
+    md("rdMC's output is p_delta, the target shrunk by e^-delta and blurred by N(0, sigma_delta^2 I) *in the "
+       "pilot's standardised units*, with sigma_delta = 0.14 at delta = 0.01. That is negligible when the "
+       "frame's scale is the modes' (a pilot that sat in one mode), but a pilot that moved between modes "
+       "fits a frame several times wider, and blurs every mode by 0.14 x that scale. Per run: the frame's "
+       "centre and scale along x, and the x-sd of the particles in the (-4, 0) mode (exact: 0.5)."),
+    code("for c, t in enumerate(json.loads(rd.attrs['tuned'])):\n"
+         "    L = np.atleast_2d(np.array(t['scale']))\n"
+         "    sx = float(np.sqrt((L[0] ** 2).sum())) if L.shape[0] > 1 else float(L[0, 0])\n"
+         "    xc = rd.posterior['x'].values[c]\n"
+         "    near = np.linalg.norm(xc - means[0], axis=1) < 2.5\n"
+         "    print(f'run {c}: frame centre {np.round(t[\"loc\"], 1).tolist()}, x-scale {sx:.2f}, '\n"
+         "          f'expected x-sd {np.sqrt(0.25 + (0.14 * sx) ** 2):.2f}, measured {xc[near, 0].std():.2f} ({near.sum()} particles)')"),
     md("### Mode weights\n\nNearest-centre assignment; the error bars are ±2 binomial standard errors "
        "for 1000 independent particles (NUTS draws are not independent: its bars would mislead, so none)."),
     code("def w(x):\n    return metrics.mode_weights(x, means)\n\n"
@@ -113,16 +118,15 @@ nb.cells = [
          "ax.set_xticks(range(3), ['(-4, 0): 0.6', '(4, 0): 0.3', '(0, 5): 0.1'])\n"
          "ax.set_ylabel('weight'); ax.legend(); plt.tight_layout(); plt.show()"),
     md("Each NUTS chain stays in the mode it started in, so its pooled weights are multiples of 1/4 "
-       "decided by the starting points, however long the chains. ULA's particles keep the weights of the "
-       "basins they started in (here set by N(0, 4^2 I), not by the target's masses). rdMC is the only one "
-       "of the three whose weights follow the modes' masses, but in this run not to within its Monte Carlo "
-       "error: the heaviest mode gets 0.54 against 0.60, about 4 standard errors.\n\n"
-       "Where that comes from is not settled. Two of the four pilots moved between modes (frame centred "
-       "near 0) and two sat in one mode (frame centred on it), and the importance sampler draws 10% of "
-       "its proposals (*defensive* ones, which keep particles far from every mode from drifting off) from "
-       "N(0, I) in that frame. Dropping them (`defensive=0`) makes the weights here worse, not better "
-       "(TV 0.21: the lightest mode gets 0.31), while on the two-mode mixture of section 3 the same "
-       "component is what puts every particle into the pilot's mode."),
+       "decided by the starting points, however long the chains (the driver warns that the chains "
+       "disagree). ULA's particles keep the weights of the basins they started in (here set by "
+       "N(0, 4^2 I), not by the target's masses). rdMC is the only one of the three whose weights follow "
+       "the modes' masses, though not to within its Monte Carlo error (compare the bars' ±2 se).\n\n"
+       "One suspect is the *defensive* part of its importance sampler: 10% of the proposals come from "
+       "N(0, I) in the pilot's frame, to keep particles far from every mode from drifting off, and that "
+       "frame is centred on whatever mode the pilot sat in. On the two-mode mixture of section 3 this is "
+       "what puts every particle into the pilot's mode from d = 5 on; here dropping it (`defensive=0`) "
+       "does not make the weights right either (the table): the measurements so far do not settle it."),
     md("### What rdMC does along the way\n\n`step_stats` (dims chain, step) holds the per-step "
        "diagnostics, averaged over the particles: the importance sampling ESS (out of `n_importance` "
        "draws, printed below with the grid the budget paid for), the inner MALA acceptance, "
