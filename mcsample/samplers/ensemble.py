@@ -40,6 +40,7 @@ finite K and pool (no Metropolis correction), like the other diffusion samplers.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -58,6 +59,7 @@ GRIDS = ("uniform", "refined")
 # The ensemble estimator costs O(N G r d) flops a step: with a budget, the pool per particle is
 # capped so that a step costs at most this many kernel terms (N x G r x d), ~0.3 s a step.
 _MAX_TERMS_PER_STEP = 1e8
+_ESS_WARN = 5.0
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,19 @@ class EnsembleRun(ParticleRun):
                 self.step_stats["drift_norm"][k] = euler_foellmer_move(self.rng, self.xs, self.means, t, h, self.gamma)
             if last:
                 self.particles[:] = frame_to_x(self.frame, self.xs)
+                self._warn_if_weights_collapsed()
+
+    def _warn_if_weights_collapsed(self):
+        """Warn when the drift rested on a handful of candidates: a median over the steps of the
+        mean ESS below ``_ESS_WARN``. Measured at defaults (200 particles, seed 1): median 15-226
+        on two_modes d = 8, correlated (d = 10), mog8, gmm40_d2 and banana, which it samples well;
+        2.2 on two_modes d = 32 and 4.0 on funnel10, which it does not."""
+        ess = self.step_stats["importance_ess"]
+        if np.median(ess) < _ESS_WARN:
+            warnings.warn(f"ensemble_score: the importance weights of the drift collapsed (median over the steps of "
+                          f"the mean effective sample size {np.median(ess):.1f}, below {_ESS_WARN:g}); the sample is "
+                          "unreliable. Raise n_candidates, or check the standardisation (attrs['tuned']): a reference "
+                          "that misses part of the target cannot be corrected later", RuntimeWarning, stacklevel=2)
 
     def tuned(self):
         kind, centre, _, chol = self.frame

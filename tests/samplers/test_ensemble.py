@@ -182,3 +182,18 @@ def test_budget_sets_the_candidates_and_is_kept():
     assert _arviz.group(idata, "step_stats")["n_candidates"].values[0, 0] >= 4
     with pytest.raises(ValueError, match="fewer than one candidate per step"):
         _sample(target, draws=100, max_evals=1000)
+
+
+def test_collapsed_weights_are_warned_about():
+    """two_modes in d = 32: the standardisation sees one mode and the drift's weights collapse."""
+    from targets import synthetic
+    with pytest.warns(RuntimeWarning, match="importance weights of the drift collapsed"):
+        _sample(synthetic.two_modes(32)[0], draws=100, n_steps=20)
+
+
+def test_denoised_output_is_the_last_posterior_mean():
+    """denoise=True returns E[X_1 | X_{t_{K-1}}]: the same run up to the last step, then less spread
+    than the Euler output (the last step's noise is not added)."""
+    a, _ = _sample(gaussian_target(), draws=500, n_steps=20)
+    b, _ = _sample(gaussian_target(), draws=500, n_steps=20, denoise=True)
+    assert np.all(b.std(0) < a.std(0)) and np.all(np.abs(b.mean(0) - MU) / SD < 0.15)
