@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .slice import FRAME_DENSE, FRAME_DIAG, logp_in_frame, to_x
+from .slice import FRAME_DENSE, FRAME_DIAG, _inline, logp_in_frame, to_x
 
 _jit = numba.njit(cache=True, nogil=True)
 
@@ -68,6 +68,26 @@ def _square_norm(z):
     for i in range(z.size):
         s += z[i] * z[i]
     return s
+
+
+@_inline
+def _add_weighted(acc, lw, z, mean):
+    """Adds exp(lw) z to the weighted sum ``mean``, which is kept on the scale of the largest log
+    weight so far: acc = [that log weight, sum of weights, sum of squared weights] on that scale
+    (a streaming log-sum-exp: nothing overflows, no weight is stored). Returns z's weight on it."""
+    if lw > acc[0]:  # rescale what was summed to the new maximum
+        r = np.exp(acc[0] - lw)
+        acc[1] *= r
+        acc[2] *= r * r
+        for i in range(mean.size):
+            mean[i] *= r
+        acc[0] = lw
+    w = np.exp(lw - acc[0])
+    acc[1] += w
+    acc[2] += w * w
+    for i in range(mean.size):
+        mean[i] += w * z[i]
+    return w
 
 
 @_jit
@@ -109,9 +129,7 @@ def importance_mean(logp, args, frame, rng, x, a, var, n, antithetic, defensive,
     beta, defensive_sd = defensive
     log_keep = np.log1p(-beta)
     log_beta = np.log(beta) if beta > 0.0 else -np.inf
-    log_max = -np.inf
-    sum_w = 0.0
-    sum_w2 = 0.0
+    acc = np.array([-np.inf, 0.0, 0.0])  # see _add_weighted
     for i in range(d):
         mean_out[i] = 0.0
     n_eval = 0
@@ -136,23 +154,12 @@ def importance_mean(logp, args, frame, rng, x, a, var, n, antithetic, defensive,
             j += 1
             if not lw > -np.inf:  # -inf or NaN: zero weight
                 continue
-            if lw > log_max:  # rescale what was summed to the new maximum
-                r = np.exp(log_max - lw)
-                sum_w *= r
-                sum_w2 *= r * r
-                for i in range(d):
-                    mean_out[i] *= r
-                log_max = lw
-            w = np.exp(lw - log_max)
-            sum_w += w
-            sum_w2 += w * w
-            for i in range(d):
-                mean_out[i] += w * z[i]
+            w = _add_weighted(acc, lw, z, mean_out)
             for c in range(starts.shape[0]):
-                if rng.random() * sum_w < w:
+                if rng.random() * acc[1] < w:
                     for i in range(d):
                         starts[c, i] = z[i]
-    if sum_w == 0.0:
+    if acc[1] == 0.0:
         for i in range(d):
             mean_out[i] = x[i] / a
         for c in range(starts.shape[0]):
@@ -160,8 +167,8 @@ def importance_mean(logp, args, frame, rng, x, a, var, n, antithetic, defensive,
                 starts[c, i] = x[i] / a + sd * rng.standard_normal()
         return 0.0, n_eval
     for i in range(d):
-        mean_out[i] /= sum_w
-    return sum_w * sum_w / sum_w2, n_eval
+        mean_out[i] /= acc[1]
+    return acc[1] * acc[1] / acc[2], n_eval
 
 
 @_jit
@@ -320,31 +327,17 @@ def pooled_importance_means(logp, args, frame, rng, xs, var, per_particle, antit
         if pool_lw[j] > -np.inf:
             pool_lw[j] -= _log_sum_exp_kernel(pool[j], xs, var)
     for p in range(n):
-        log_max = -np.inf
-        sum_w = 0.0
-        sum_w2 = 0.0
+        acc = np.array([-np.inf, 0.0, 0.0])  # see _add_weighted
         for i in range(d):
             means_out[p, i] = 0.0
         for j in range(n_pool):
             if not pool_lw[j] > -np.inf:
                 continue
-            lw = pool_lw[j] - 0.5 * _square_distance(pool[j], xs[p]) / var
-            if lw > log_max:
-                r = np.exp(log_max - lw)
-                sum_w *= r
-                sum_w2 *= r * r
-                for i in range(d):
-                    means_out[p, i] *= r
-                log_max = lw
-            w = np.exp(lw - log_max)
-            sum_w += w
-            sum_w2 += w * w
+            _add_weighted(acc, pool_lw[j] - 0.5 * _square_distance(pool[j], xs[p]) / var, pool[j], means_out[p])
+        if acc[1] > 0.0:
             for i in range(d):
-                means_out[p, i] += w * pool[j, i]
-        if sum_w > 0.0:
-            for i in range(d):
-                means_out[p, i] /= sum_w
-            ess_out[p] = sum_w * sum_w / sum_w2
+                means_out[p, i] /= acc[1]
+            ess_out[p] = acc[1] * acc[1] / acc[2]
         else:  # nothing finite in the pool: stay put
             for i in range(d):
                 means_out[p, i] = xs[p, i]
