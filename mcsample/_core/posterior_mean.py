@@ -367,3 +367,46 @@ def _log_sum_exp_kernel(c, xs, var):
         else:
             total += np.exp(v - log_max)
     return log_max + np.log(total)
+
+
+@_jit
+def importance_score_mean(logp_grad, args, frame, rng, x, var, n, antithetic, z, xi, buf, g, mean_out):
+    """The gradient variant of ``importance_mean`` with a = 1: the self-normalised importance
+    estimate of E_q[grad log p(x0)] under q(x0) proportional to p(x0) N(x0; x, var I), from ``n``
+    proposals N(x, var I) (antithetic pairs if asked), written into ``mean_out``.
+
+    By Tweedie and integration by parts, grad log p_var(x) = E_q[grad log p(x0)], so
+    m(x) = x + var E_q[grad log p(x0)]: the same weights as ``importance_mean`` averaging the
+    gradients instead of the points. On a Gaussian p of variance tau^2 its error is var / tau^2
+    times that of the points' average: smaller once the proposal is narrower than the target
+    (walk-jump's late measurements, var = sigma^2 / m), larger before. Gradients are in the
+    frame's coordinates (``logp_grad_in_frame``). Returns (effective sample size, gradient
+    evaluations); with no finite weight the estimate is 0 (m(x) = x) and the ESS 0.
+    ``z``, ``xi``, ``buf``, ``g``: (d,) scratch."""
+    d = x.size
+    sd = np.sqrt(var)
+    acc = np.array([-np.inf, 0.0, 0.0])  # see _add_weighted
+    for i in range(d):
+        mean_out[i] = 0.0
+    n_eval = 0
+    j = 0
+    while j < n:
+        for i in range(d):
+            xi[i] = rng.standard_normal()
+        for sign in (1.0, -1.0):
+            if sign < 0.0 and not antithetic:
+                break
+            for i in range(d):
+                z[i] = x[i] + sign * sd * xi[i]
+            lp, finite = logp_grad_in_frame(logp_grad, args, frame, z, buf, g)
+            n_eval += 1
+            j += 1
+            if finite:
+                _add_weighted(acc, lp, g, mean_out)
+    if acc[1] == 0.0:
+        for i in range(d):
+            mean_out[i] = 0.0
+        return 0.0, n_eval
+    for i in range(d):
+        mean_out[i] /= acc[1]
+    return acc[1] * acc[1] / acc[2], n_eval

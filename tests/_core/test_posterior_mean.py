@@ -131,3 +131,22 @@ def test_log_density_and_gradient_in_a_frame(target, make_frame):
     assert finite and lp == pytest.approx(lp_x, rel=1e-12)
     np.testing.assert_allclose(g, chol.T @ g_x, rtol=1e-12)
     np.testing.assert_allclose(x_to_frame(frame, x), u, rtol=1e-12)
+
+
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_importance_score_mean_gives_tweedies_denoiser(target, antithetic, seed_offset):
+    """The gradient variant (a = 1): x + var E_q[grad log p] is the closed-form mean of q. Its
+    Monte Carlo error is var x the sd of the gradient under q over sqrt(ESS)."""
+    from mcsample._core.posterior_mean import importance_score_mean
+    rng = np.random.default_rng(11 + seed_offset)
+    var = 0.8
+    out, scratch = np.empty(2), np.empty((4, 2))
+    ess, n_eval = importance_score_mean(target.logp_grad_fn, target.kernel_args, IDENTITY, rng, X, var, 20000,
+                                        antithetic, scratch[0], scratch[1], scratch[2], scratch[3], out)
+    assert n_eval == 20000 and 0 < ess < 20000
+    precision = 1 / VAR + 1 / var
+    m, v = (MEAN / VAR + X / var) / precision, 1 / precision
+    grad_sd = np.sqrt(v) / VAR
+    assert np.all(np.abs(X + var * out - m) < 5 * var * grad_sd / np.sqrt(ess))
+    # a wrong estimate (the point average put through Tweedie) is caught at this tolerance
+    assert not np.all(np.abs(X + var * (m - X) - m) < 5 * var * grad_sd / np.sqrt(ess))
