@@ -231,5 +231,24 @@ def mcse_of(values, method="mean") -> np.ndarray:
 
 
 def draws_array(idata, group="posterior") -> np.ndarray:
-    """The (chain, draw, dim) array of x."""
+    """The (chain, draw, dim) array of x (for a model's target, the unconstrained draws)."""
+    if group in ("posterior", "warmup_posterior") and f"unconstrained_{group}" in group_names(idata):
+        group = f"unconstrained_{group}"
     return np.asarray(idata[group]["x"].values)
+
+
+def with_model_posterior(result, to_model):
+    """``result`` of a target built from a model (``Target.from_pymc``): ``posterior`` (and
+    ``warmup_posterior``) become ``to_model(x)``'s Dataset of the model's variables, and the
+    sampler's draws ``x`` move to ``unconstrained_posterior`` (``unconstrained_warmup_posterior``)."""
+    groups = {}
+    for name in group_names(result):
+        ds = group(result, name)
+        if name in ("posterior", "warmup_posterior"):
+            groups[name] = to_model(ds["x"].values).assign_attrs(ds.attrs)
+            groups[f"unconstrained_{name}"] = ds
+        else:
+            groups[name] = ds
+    warmup = [n for n in groups if n.startswith("warmup_") or n == "unconstrained_warmup_posterior"]
+    order = [n for n in groups if n not in warmup] + warmup
+    return from_datasets({n: groups[n] for n in order}, dict(result.attrs))

@@ -131,6 +131,11 @@ def _run_one(target, reference, sampler, *, budget, chains, seed, executor, tune
 
 
 def _mcmc_diagnostics(idata):
+    if "unconstrained_posterior" in _arviz.group_names(idata):  # a model's target: the sampler's own draws
+        x = _arviz.draws_array(idata)
+        return {"ess_bulk": float(np.min(_arviz.ess_of(x, "bulk"))),
+                "ess_tail": float(np.min(_arviz.ess_of(x, "tail"))),
+                "rhat": float(np.max(_arviz.rhat_of(x)))}
     return {"ess_bulk": float(np.min(_arviz.ess(idata, "bulk")["x"].values)),
             "ess_tail": float(np.min(_arviz.ess(idata, "tail")["x"].values)),
             "rhat": float(np.max(_arviz.rhat(idata)["x"].values))}

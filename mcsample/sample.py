@@ -111,12 +111,19 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
         "target": target.name,
     }
     if cfg.kind == PARTICLES:
-        return _assemble_particles(results, target, interrupted, attrs)
+        return _on_model_scale(_assemble_particles(results, target, interrupted, attrs), target)
     idata = _assemble(results, target, tune, save_warmup, interrupted, attrs)
     posterior, stats = _arviz.group(idata, "posterior"), _arviz.group(idata, "sample_stats")
     if "lp" in stats:
         warn_if_chains_disagree(posterior["x"].values, stats["lp"].values, target.names, cfg.name)
-    return idata
+    return _on_model_scale(idata, target)
+
+
+def _on_model_scale(result, target):
+    """A target built from a model (``Target.from_pymc``): its posterior holds the model's
+    variables; the sampler's draws move to ``unconstrained_posterior``."""
+    model = getattr(target, "model", None)
+    return result if model is None else _arviz.with_model_posterior(result, model.posterior)
 
 
 # -- arguments ---------------------------------------------------------------------------------

@@ -185,7 +185,21 @@ class Target:
 
     Evaluations made through :meth:`logp` and :meth:`logp_grad` from Python are counted in
     ``n_logp`` and ``n_grad``; kernels count their own and report them per draw.
+
+    ``model`` is None, or for a target built from a model (:meth:`from_pymc`) what maps its
+    unconstrained draws back to the model's variables; ``sample()`` uses it.
     """
+
+    model = None
+
+    @classmethod
+    def from_pymc(cls, model=None, *, name=None, check_grad=True):
+        """A Target on a PyMC model's unconstrained flat vector, Jacobians included, its log
+        density and gradient compiled to numba by PyTensor; ``sample()`` of it returns the model's
+        variables with PyMC's dims and coords. Needs ``pip install 'mcsample[pymc]'``; see
+        :mod:`mcsample._pymc`."""
+        from ._pymc import from_pymc
+        return from_pymc(model, name=name, check_grad=check_grad, target_class=cls)
 
     def __init__(self, logp, dim, *, logp_grad=None, args=(), names=None, name=None,
                  check_grad=True, test_point=None):
