@@ -100,7 +100,9 @@ def _guard_from_file(user, kind, n_args):
     cannot be imported by name or the cache directory is not writable."""
     func = user.py_func
     module, qualname = getattr(func, "__module__", None), func.__qualname__
-    if module in (None, "__main__") or "." in qualname or "<" in qualname:
+    if (module in (None, "__main__") or "." in qualname or "<" in qualname
+            or not all(part.isidentifier() for part in module.split("."))  # runpy's "<run_path>"
+            or getattr(sys.modules.get(module), qualname, None) is not user):
         return None
     try:
         source = inspect.getsource(func)
@@ -125,7 +127,7 @@ def _guard_from_file(user, kind, n_args):
             mod = importlib.util.module_from_spec(spec)
             sys.modules[name] = mod  # numba's cache re-imports the module by name on load
             spec.loader.exec_module(mod)
-    except (OSError, ImportError):
+    except (OSError, ImportError, SyntaxError):
         return None
     if mod.user is not user:  # another object under that name: do not trust the cache
         return None

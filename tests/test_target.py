@@ -158,3 +158,20 @@ def test_one_compiled_function_type_per_data_signature():
                    args=(np.ones(5), np.ones(5)))
     ty = [numba.typeof(t.logp_grad_fn) for t in (t1, t2, t3)]
     assert ty[1] == ty[2] and ty[0] != ty[1]
+
+
+def test_target_from_a_script_run_by_runpy(tmp_path):
+    # runpy names the module "<run_path>": its functions cannot be imported by name, so the guard
+    # must be compiled in memory instead of from a generated file (that raised SyntaxError).
+    import runpy
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import numba, numpy as np, mcsample as mc\n"
+        "@numba.njit\n"
+        "def logp(x):\n"
+        "    return -0.5 * np.sum(x * x)\n"
+        "idata = mc.sample(mc.Target(logp, dim=2), sampler='gpss', draws=20, tune=20, chains=1, seed=1)\n"
+    )
+    result = runpy.run_path(str(script))
+    assert np.isfinite(np.asarray(result["idata"].posterior["x"])).all()
