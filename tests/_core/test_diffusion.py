@@ -78,3 +78,64 @@ def test_exact_score_reproduces_p_delta_and_the_factor_one_mutant_fails(horizon,
     assert abs(y.var(ddof=1) - var) < 5 * se_var
     mutant = _reverse_gaussian(np.random.default_rng(7 + seed_offset), n, grid, MU, SIGMA2, 1.0)
     assert abs(mutant.var(ddof=1) - var) > 20 * se_var  # 0.55 or 1.6 against 0.25
+
+
+# -- diffusion paths and the critically damped process (multiscale samplers, notes 3.6 and 4.6) --
+
+from scipy.integrate import quad_vec  # noqa: E402
+from scipy.linalg import expm  # noqa: E402
+
+from mcsample._core.diffusion import (cld_conditional, cld_drift_matrix, cld_mass, cld_transition,  # noqa: E402
+                                      linear_sde_transition, ou_lambda_grid, path_schedule)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_path_schedules_run_from_0_to_1_monotonically(kind):
+    t = np.linspace(0, 1, 101)
+    lam = path_schedule(t, kind)
+    assert lam[0] == 0.0 and lam[-1] == pytest.approx(1.0) and np.all(np.diff(lam) > 0)
+    if kind == "cosine":  # flat at both ends
+        assert lam[1] < 0.05 * t[1] and 1 - lam[-2] < 0.05 * t[1]
+    with pytest.raises(ValueError):
+        path_schedule(t, "sigmoid")
+
+
+def test_ou_lambda_grid_is_uniform_in_lambda():
+    s = ou_lambda_grid(0.01, 0.99, 10)
+    np.testing.assert_allclose(np.diff(np.exp(-2 * s)), 0.098, rtol=1e-12)
+    assert np.all(np.diff(s) < 0)
+
+
+@pytest.mark.parametrize("friction", [0.5, 2.0])
+def test_cld_closed_forms(friction):
+    """exp(A s) in closed form equals expm; the covariance from a point is the Lyapunov solution
+    Sigma_inf - e Sigma_inf e^T and the integral of e D e^T; Van Loan's transition agrees."""
+    a = cld_drift_matrix(friction)
+    m = cld_mass(friction)
+    diffusion = np.diag([0.0, 2 * friction])
+    for s in [0.01, 0.4, 3.0]:
+        np.testing.assert_allclose(cld_transition(s, friction), expm(a * s), rtol=1e-10, atol=1e-14)
+        e = expm(a * s)
+        integral, _ = quad_vec(lambda u: expm(a * u) @ diffusion @ expm(a * u).T, 0, s, epsabs=1e-13)
+        np.testing.assert_allclose(integral, np.diag([1, m]) - e @ np.diag([1, m]) @ e.T, atol=1e-10)
+        c, cov = cld_conditional(s, friction, v0_var=1.0)
+        np.testing.assert_allclose(cov, integral + e @ np.diag([0, 1.0]) @ e.T, atol=1e-10)
+        np.testing.assert_allclose(c, e[:, 0])
+        if s < 1:  # Van Loan's block loses digits once exp(-A s) is huge; the samplers' steps are short
+            e2, q2 = linear_sde_transition(a, diffusion, s)
+            np.testing.assert_allclose(e2, e, rtol=1e-9, atol=1e-14)
+            np.testing.assert_allclose(q2, integral, atol=1e-10)
+
+
+def test_cld_velocity_score_from_the_posterior_mean_is_the_exact_gaussian_score():
+    """For pi = N(mu, S): the posterior-mean form -[P((x, v) - y_hat c)]_v equals the exact score
+    of the Gaussian marginal N(mu c, S c c^T + Sigma) (notes 4.6)."""
+    mu, var, friction, s = 2.0, 0.3, 1.0, 0.7
+    c, cov = cld_conditional(s, friction)
+    p = np.linalg.inv(cov)
+    z = np.array([0.4, -0.9])
+    post_prec = 1 / var + c @ p @ c
+    y_hat = (mu / var + c @ p @ z) / post_prec
+    score_v = -(p @ (z - y_hat * c))[1]
+    exact = -np.linalg.solve(var * np.outer(c, c) + cov, z - mu * c)[1]
+    assert score_v == pytest.approx(exact, abs=1e-14)
