@@ -10,10 +10,10 @@ from ._version import __version__
 from .compare import compare
 from .compare import format_table as compare_table
 from .convergence import ConvergenceWarning
-from .sample import sample
+from .sample import resume, sample
 from .target import Target
 
-__all__ = ["Target", "sample", "compare", "compare_table", "ConvergenceWarning", "samplers", "testing",
+__all__ = ["Target", "sample", "resume", "compare", "compare_table", "ConvergenceWarning", "samplers", "testing",
            "__version__"]
 
 

@@ -4,6 +4,7 @@ ArviZ's result: ``arviz.InferenceData`` on ArviZ 0.x, ``xarray.DataTree`` on Arv
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import os
 import threading
 import time
@@ -17,14 +18,16 @@ from .convergence import warn_if_chains_disagree
 from .samplers._base import PARTICLES
 from ._version import __version__
 
-__all__ = ["sample"]
+__all__ = ["sample", "resume"]
 
 MAX_INIT_TRIES = 100
 _CHUNK_SECONDS = 0.25  # progress and Ctrl-C are handled between compiled chunks of this length
+_CHECKPOINT_SECONDS = 60.0  # a chain's checkpoint interval when checkpoint_every is not given
 
 
 def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None, init=None,
-           progressbar=True, executor=None, save_warmup=False, max_evals=None, **settings):
+           progressbar=True, executor=None, save_warmup=False, max_evals=None, checkpoint=None,
+           checkpoint_every=None, **settings):
     """Draw ``chains`` x ``draws`` samples from ``target``.
 
     For a Markov chain sampler (NUTS, the slice samplers) a chain runs ``tune`` warmup
@@ -59,6 +62,16 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
         are cut to the shortest. A particle run gets its share per particle before it starts,
         picks its own knobs from it and reports what it spent. ``attrs["n_logp"]``/``["n_grad"]``
         count everything spent.
+    checkpoint : path, optional
+        Keep a checkpoint of the run in this netCDF file (``mcsample.checkpoint``): every chain's
+        draws so far and its whole state (kernel, adaptation, generator), written atomically.
+        ``mcsample.resume(path, target)`` continues or extends it bit-identically. If the file
+        exists and is a checkpoint of this same run (target, sampler, settings, seed, chains,
+        tune, init, budget), the run continues from it; any other existing file is an error and
+        is left untouched.
+    checkpoint_every : int, optional
+        Iterations (Markov chains) or time steps (particle runs) between a chain's checkpoints;
+        default: every 60 s. A chain also writes one when it stops (end, Ctrl-C, budget).
     **settings
         Overrides of the sampler's settings, e.g. ``max_depth=8``.
 
@@ -90,7 +103,71 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
         raise ValueError(f"max_evals must be positive, got {max_evals!r}")
     chain_budget = None if max_evals is None else max_evals / chains
     seed_seq = np.random.SeedSequence(seed)
+    states, ckpt = None, None
+    if checkpoint is not None:
+        states, ckpt = _open_checkpoint(checkpoint, checkpoint_every, cfg, target, seed, seed_seq, chains,
+                                        tune, draws, inits, chain_budget)
+    return _sample(cfg, target, seed_seq, inits, tune, draws, chains, progressbar, executor, save_warmup,
+                   chain_budget, states, ckpt, checkpoint_every)
+
+
+def _open_checkpoint(path, every, cfg, target, seed, seed_seq, chains, tune, draws, inits, chain_budget):
+    """(states, Checkpointer): a new checkpoint, or the chains' states of an existing one of the
+    same run (anything else at ``path`` raises, and the file stays as it was)."""
+    from . import checkpoint as ckpt
+    if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1):
+        raise ValueError(f"checkpoint_every must be an integer >= 1, got {every!r}")
+    header = ckpt.new_header(cfg, target, seed_seq.entropy, chains, tune, draws, inits, chain_budget, every)
+    path = ckpt.check_path(path)
+    if not path.exists():
+        return None, ckpt.Checkpointer(path, header, [None] * chains)
+    old, states = ckpt.read(path)
+    ckpt.check_target(old, target, path)
+    if seed is None:
+        raise ckpt.CheckpointMismatch(f"{path}: a checkpoint exists there, and a run with seed=None cannot be "
+                                      "the same run; continue it with mcsample.resume, or choose another path")
+    ckpt.check_run(old, header, path)
+    if cfg.kind == PARTICLES and draws != old["draws"]:
+        raise ckpt.CheckpointMismatch(f"{path}: a particle run's draws (population size) cannot change: "
+                                      f"{old['draws']} in the file, {draws} here")
+    return states, ckpt.Checkpointer(path, header, states)
+
+
+def resume(path, target, *, draws=None, progressbar=True, executor=None, checkpoint_every=None,
+           save_warmup=False):
+    """Continue the run checkpointed at ``path`` (``sample(..., checkpoint=path)``), optionally
+    with more ``draws`` per chain (Markov chains), and return its result: bit-identical to the
+    uninterrupted run of the same arguments. The file is kept up to date as the run goes on.
+
+    ``target`` must be the run's target: functions cannot be stored without pickles, so the
+    checkpoint holds a fingerprint of it (name, dimension, a hash of its data, log p at fixed
+    points) and a different one is a ``mcsample.checkpoint.CheckpointMismatch``. A damaged file
+    raises ``CheckpointCorrupt``, ``CheckpointTruncated`` or ``NotACheckpoint``.
+    """
+    from . import checkpoint as ckpt
+    header, states = ckpt.read(path)
+    ckpt.check_target(header, target, path)
+    cfg = ckpt.settings_from_header(header)
+    if draws is None:
+        draws = header["draws"]
+    draws, tune, chains = _check_counts(draws, header["tune"], header["chains"])
+    if cfg.kind == PARTICLES and draws != header["draws"]:
+        raise ValueError(f"a particle run's draws (its population size, {header['draws']}) cannot change on resume")
+    if draws < header["draws"]:
+        raise ValueError(f"draws={draws} is fewer than the checkpointed run's {header['draws']}")
+    if checkpoint_every is None:
+        checkpoint_every = header.get("checkpoint_every")
+    inits = [None] * chains if header["init"] is None else [np.asarray(x, dtype=float) for x in header["init"]]
+    header = {**header, "draws": draws, "checkpoint_every": checkpoint_every}
+    return _sample(cfg, target, np.random.SeedSequence(header["seed"]), inits, tune, draws, chains, progressbar,
+                   executor, save_warmup, header["budget"], states, ckpt.Checkpointer(path, header, states),
+                   checkpoint_every)
+
+
+def _sample(cfg, target, seed_seq, inits, tune, draws, chains, progressbar, executor, save_warmup, chain_budget,
+            states, ckpt, checkpoint_every):
     chain_seeds = seed_seq.spawn(chains)
+    seed = int(seed_seq.entropy)
 
     t0 = time.perf_counter()
     _compile(cfg, target, inits[0], chain_budget)
@@ -98,13 +175,13 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
 
     t0 = time.perf_counter()
     results, interrupted = _run_chains(cfg, target, chain_seeds, inits, tune, draws, progressbar,
-                                       executor, chain_budget)
+                                       executor, chain_budget, states, ckpt, checkpoint_every)
     wall_time = time.perf_counter() - t0
     attrs = {
         "sampler": cfg.name,
         "kind": cfg.kind,
         "settings": cfg.to_json(),
-        "seed": int(seed_seq.entropy) if seed is None else seed,
+        "seed": seed,
         "wall_time": wall_time,
         "compile_time": compile_time,
         "mcsample_version": __version__,
@@ -216,24 +293,57 @@ class ChainResult:
     step_stats: dict | None = None  # particle runs: per time step, with "time"
 
 
-def run_chain(cfg, target, seed, init, tune, draws, chain=0, progress=None, stop=None, budget=None):
+def run_chain(cfg, target, seed, init, tune, draws, chain=0, progress=None, stop=None, budget=None,
+              state=None, on_checkpoint=None, checkpoint_every=None):
     """One chain (or particle run) from its own SeedSequence, advanced in chunks of iterations
     (or time steps) of about ``_CHUNK_SECONDS``; stops early when ``stop`` is set, and a Markov
-    chain also once it has spent ``budget`` evaluations (keeping its draws). Module-level and
-    picklable, so any executor can run it."""
-    rng = np.random.Generator(np.random.PCG64(seed))
-    run = _start(cfg, target, rng, init, tune, draws, chain, budget)
+    chain also once it has spent ``budget`` evaluations (keeping its draws). ``state`` (a
+    checkpoint's (state, arrays) of this chain) continues a run instead of starting it;
+    ``on_checkpoint(run, done)`` is called every ``checkpoint_every`` units (every
+    ``_CHECKPOINT_SECONDS`` when None) and when the chain stops. Module-level and picklable, so
+    any executor can run it."""
+    run, done = _start_or_restore(cfg, target, seed, init, tune, draws, chain, budget, state)
+    if progress is not None and done:
+        progress(done, run.total)
+    done = _drive(cfg, run, done, budget=budget, progress=progress, stop=stop, on_checkpoint=on_checkpoint,
+                  every=checkpoint_every)
+    return _chain_result(cfg, run, done)
+
+
+def _start_or_restore(cfg, target, seed, init, tune, draws, chain, budget, state):
+    if state is None:
+        rng = np.random.Generator(np.random.PCG64(seed))
+        return _start(cfg, target, rng, init, tune, draws, chain, budget), 0
+    from . import checkpoint
+    run = checkpoint.restore(state[0], state[1], cfg, target)
+    if cfg.kind != PARTICLES:
+        checkpoint.extend(run, draws)
+    return run, state[0]["done"]
+
+
+def _drive(cfg, run, done, *, budget=None, progress=None, stop=None, on_checkpoint=None, every=None,
+           seconds=None, until=None):
+    """Advance ``run`` from ``done`` until it ends, ``stop`` is set, a Markov chain has spent
+    ``budget``, or (remote segments) about ``seconds`` have passed or ``until`` units are done;
+    returns the units done. Chunk boundaries never change the draws, so checkpoints may fall
+    anywhere."""
     markov_budget = budget if cfg.kind != PARTICLES else None  # a particle run planned for it
-    done = 0
     chunk = 10 if cfg.kind != PARTICLES else 1
-    while done < run.total and not (stop is not None and stop.is_set()):
+    t_start = last_time = time.perf_counter()
+    last_done = done
+    end = run.total if until is None else min(run.total, until)
+    while done < end and not (stop is not None and stop.is_set()):
+        if seconds is not None and time.perf_counter() - t_start > seconds:
+            break
         if markov_budget is not None:
             spent = run.spent(done)
             if spent >= markov_budget:
                 break
             if done:  # do not overshoot the budget by more than about one iteration
                 chunk = min(chunk, max(1, int((markov_budget - spent) * done / spent)))
-        stop_at = min(run.total, done + chunk)
+        stop_at = min(end, done + chunk)
+        if every is not None and on_checkpoint is not None:
+            stop_at = min(stop_at, last_done + every)
         t0 = time.perf_counter()
         run.advance(done, stop_at)
         elapsed = time.perf_counter() - t0
@@ -241,6 +351,21 @@ def run_chain(cfg, target, seed, init, tune, draws, chain=0, progress=None, stop
             progress(stop_at - done, run.total)
         chunk = int(np.clip((stop_at - done) * _CHUNK_SECONDS / max(elapsed, 1e-6), 1, 1000))
         done = stop_at
+        if on_checkpoint is not None and (done - last_done >= every if every is not None
+                                          else time.perf_counter() - last_time > _CHECKPOINT_SECONDS):
+            on_checkpoint(run, done)
+            last_done, last_time = done, time.perf_counter()
+    if on_checkpoint is not None and done != last_done:
+        on_checkpoint(run, done)  # where it stopped: the end, Ctrl-C or the budget
+    return done
+
+
+def _finished(cfg, run, done, budget):
+    """Whether a chain has nothing left to do: at its end, or (Markov) its budget spent."""
+    return done >= run.total or (budget is not None and cfg.kind != PARTICLES and run.spent(done) >= budget)
+
+
+def _chain_result(cfg, run, done):
     if cfg.kind == PARTICLES:
         return ChainResult(run.particles, run.stats, run.n_logp, run.n_grad, done, run.total,
                            run.extra_logp, run.extra_grad, run.tuned(),
@@ -249,28 +374,34 @@ def run_chain(cfg, target, seed, init, tune, draws, chain=0, progress=None, stop
                        run.extra_logp, run.extra_grad, run.tuned())
 
 
-def _run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, chain_budget=None):
+def _run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, chain_budget=None,
+                states=None, ckpt=None, checkpoint_every=None):
     chains = len(seeds)
-    bars = _progress_bars(chains, cfg, progressbar)
-    stop = threading.Event()
+    states = states if states is not None else [None] * chains
     own = executor is None
     local = own or isinstance(executor, cf.ThreadPoolExecutor)
+    if not local:  # processes, Dask: chains run as segments that return their state (_dask.py)
+        from . import _dask
+        return _dask.run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, chain_budget,
+                                states, ckpt, checkpoint_every)
+    bars = _progress_bars(chains, cfg, progressbar)
+    stop = threading.Event()
     if own:
         executor = cf.ThreadPoolExecutor(max_workers=min(chains, os.cpu_count() or 1))
     futures = {}
     for c in range(chains):
-        extra = dict(progress=_bar_progress(bars[c]) if bars else None, stop=stop) if local else {}
+        on_checkpoint = None if ckpt is None else functools.partial(ckpt.save_run, c)
         futures[executor.submit(run_chain, cfg, target, seeds[c], inits[c], tune, draws, chain=c,
-                                budget=chain_budget, **extra)] = c
+                                budget=chain_budget, progress=_bar_progress(bars[c]) if bars else None,
+                                stop=stop, state=states[c], on_checkpoint=on_checkpoint,
+                                checkpoint_every=checkpoint_every)] = c
     interrupted = False
     try:
         pending = set(futures)
         while pending:
             finished, pending = cf.wait(pending, timeout=0.2)
             for f in finished:
-                result = f.result()  # surface errors at once
-                if bars and not local:
-                    _bar_progress(bars[futures[f]])(result.done, result.total)
+                f.result()  # surface errors at once
     except KeyboardInterrupt:
         interrupted = True
         stop.set()

@@ -1,0 +1,83 @@
+"""Chains on executors other than threads: Dask (``Client.get_executor()``), process pools.
+
+Such an executor cannot call back into this process, so a chain runs as a sequence of
+*segments*: each task restores the chain from its state (a checkpoint's JSON + arrays; none for
+the first), advances it for about ``_SEGMENT_SECONDS`` (or to its next checkpoint), and returns
+its new state. Between segments this process updates the chain's progress bar and checkpoint
+file, and on Ctrl-C stops submitting and returns what the chains have drawn.
+
+Draws do not depend on where or when a segment runs: a chain's generator comes from its own
+``SeedSequence`` child and travels in its state, and chunk boundaries never change a chain's
+draws. So a task that Dask re-runs after its worker died (the scheduler retries tasks of lost
+workers) yields the same state, and the result is bit-identical to the thread executor's.
+
+On a real cluster: ``client = dask.distributed.Client("tcp://scheduler:8786")`` then
+``mc.sample(..., executor=client.get_executor())``. Targets travel by pickling (numba functions
+by reference when importable on the workers, by value from ``__main__`` or a notebook), their
+data with them; each worker compiles a target's guard once and loads the kernels from numba's
+cache, or compiles them once, on the first task it runs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+_SEGMENT_SECONDS = 5.0  # a remote task's length between returns to the driver
+
+
+def run_segment(cfg, target, seed, init, tune, draws, chain, budget, state, seconds, every):
+    """One task: the chain from ``state`` (or its start) for about ``seconds`` (or ``every``
+    units); returns (state, arrays, finished)."""
+    from . import checkpoint
+    from .sample import _drive, _finished, _start_or_restore
+    run, done = _start_or_restore(cfg, target, seed, init, tune, draws, chain, budget, state)
+    until = None if every is None else (done // every + 1) * every  # end on the checkpoint grid
+    done = _drive(cfg, run, done, budget=budget, seconds=seconds, until=until)
+    state, arrays = checkpoint.snapshot(run, done, chain)
+    return state, arrays, _finished(cfg, run, done, budget)
+
+
+def run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, budget, states, ckpt, every):
+    """Like ``sample._run_chains`` (same return: results per chain, interrupted) on ``executor``."""
+    from . import checkpoint
+    from .sample import _bar_progress, _chain_result, _progress_bars
+    chains = len(seeds)
+    bars = _progress_bars(chains, cfg, progressbar)
+    latest = list(states)
+    finished = [False] * chains
+
+    def submit(c):
+        return executor.submit(run_segment, cfg, target, seeds[c], inits[c], tune, draws, c, budget, latest[c],
+                               _SEGMENT_SECONDS, every)
+
+    futures = {submit(c): c for c in range(chains)}
+    interrupted = False
+    try:
+        while futures:
+            done_now, _ = cf.wait(list(futures), timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            for f in done_now:
+                c = futures.pop(f)
+                state, arrays, finished[c] = f.result()  # a failing chain surfaces at once
+                before = 0 if latest[c] is None else latest[c][0]["done"]
+                latest[c] = (state, arrays)
+                if ckpt is not None:
+                    ckpt.update(c, latest[c])
+                if bars:
+                    _bar_progress(bars[c])(state["done"] - before, state["total"])
+                if not finished[c]:
+                    futures[submit(c)] = c
+    except KeyboardInterrupt:
+        interrupted = True
+        for f in futures:
+            f.cancel()
+    finally:
+        for bar in bars:
+            bar.close()
+    results = [None] * chains
+    for c, snap in enumerate(latest):
+        if snap is not None:
+            run = checkpoint.restore(snap[0], snap[1], cfg, target)
+            results[c] = _chain_result(cfg, run, snap[0]["done"])
+    if all(r is None for r in results):
+        raise KeyboardInterrupt
+    return results, interrupted
