@@ -10,11 +10,12 @@ from .gpss import GPSS
 from .nuts import NUTS
 from .rdmc import RDMC
 from .slice import EllipticalSlice, HitAndRunSlice
+from .walkjump import WalkJump
 
 __all__ = ["available", "resolve", "SamplerSettings", "ParticleSettings", "MARKOV", "PARTICLES", "NUTS", "GPSS", "EllipticalSlice", "HitAndRunSlice", "RDMC",
-           "EnsembleScore"]
+           "EnsembleScore", "WalkJump"]
 
-_REGISTRY = {cls.name: cls for cls in (NUTS, GPSS, EllipticalSlice, HitAndRunSlice, RDMC, EnsembleScore)}
+_REGISTRY = {cls.name: cls for cls in (NUTS, GPSS, EllipticalSlice, HitAndRunSlice, RDMC, EnsembleScore, WalkJump)}
 
 
 def available() -> list[str]:
