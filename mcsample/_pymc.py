@@ -81,9 +81,7 @@ def from_pymc(model=None, *, name=None, check_grad=True, target_class=None):
     inputs = [x, *data.symbolic]
     lg_jit = _compile_numba(pytensor, inputs, [logp, grad], name)
     lp_jit = _compile_numba(pytensor, inputs, [logp], name)
-    logp_fn, logp_grad_fn = _numba_wrappers(lp_jit, lg_jit, len(data.values))
-    start = layout.initial_point(model)
-    _first_call(logp_grad_fn, logp_fn, start, data.values, name)
+    logp_fn, logp_grad_fn = _numba_functions(lp_jit, lg_jit, data.values, name)
     compile_time = time.perf_counter() - t0
 
     info = PyMCModel(pm_model=model, layout=layout, data_names=data.names, data=dict(zip(data.names, data.values)),
@@ -241,33 +239,50 @@ def _compile_numba(pytensor, inputs, outputs, name):
 
 
 _WRAPPERS = """
+def logp_c(x{params}):
+    try:
+        return lp_jit(x{params})[0].item()
+    except Exception:
+        return np.nan
+
+def logp_grad_c(x{params}):
+    try:
+        lp, g = lg_jit(x{params})
+        return lp.item(), np.ascontiguousarray(g)
+    except Exception:
+        return np.nan, np.full(x.size, np.nan)
+
 def logp(x{params}):
-    return lp_jit(x{params})[0].item()
+    return logp_cfunc(x{params})
 
 def logp_grad(x{params}):
-    lp, g = lg_jit(x{params})
-    return lp.item(), g
+    return logp_grad_cfunc(x{params})
 """
 
 
-def _numba_wrappers(lp_jit, lg_jit, n_data):
-    """The Target's ``logp(x, *data) -> float`` and ``logp_grad(x, *data) -> (float, array)`` around
-    the compiled graphs, which return tuples of arrays (the log density as a 0-d array). Written
-    out per number of data arguments: numba mistypes ``*data`` when such a function is called from
-    compiled code (the Target's guard) with one array."""
-    namespace = {"lp_jit": lp_jit, "lg_jit": lg_jit}
-    exec(_WRAPPERS.format(params="".join(f", d{i}" for i in range(n_data))), namespace)  # noqa: S102
-    return numba.njit(namespace["logp"]), numba.njit(namespace["logp_grad"])
+def _numba_functions(lp_jit, lg_jit, data, name):
+    """The Target's ``logp(x, *data) -> float`` and ``logp_grad(x, *data) -> (float, array)``.
 
-
-def _first_call(logp_grad, logp, x, data, name):
-    """Compile the numba functions now, so that a typing error is reported as one (the Target's
-    test-point search would take it for a point outside the support)."""
+    PyTensor's compiled graphs return tuples of arrays (the log density as a 0-d array); each is
+    wrapped once in a ``numba.cfunc`` of the Target's signature for these data, and the Target is
+    given small njit functions that call the cfunc through its address. Calling the graph's
+    dispatcher directly would have numba link and re-optimise the whole graph again into every
+    function that calls it (the Target's guard: 8-14 s per model on two busy cores). An exception
+    inside the graph (a failed shape or parameter check) becomes NaN here, since a cfunc cannot
+    pass it on. The functions are written out per number of data arguments: numba mistypes
+    ``*data`` when called from compiled code with one array."""
+    from numba import types
+    arg_types = tuple(numba.typeof(v) for v in data)
+    lp_sig = types.float64(types.float64[::1], *arg_types)
+    lg_sig = types.Tuple((types.float64, types.float64[::1]))(types.float64[::1], *arg_types)
+    namespace = {"lp_jit": lp_jit, "lg_jit": lg_jit, "np": np}
+    exec(_WRAPPERS.format(params="".join(f", d{i}" for i in range(len(data)))), namespace)  # noqa: S102
     try:
-        logp_grad(x, *data)
-        logp(x, *data)
+        namespace["logp_grad_cfunc"] = numba.cfunc(lg_sig)(namespace["logp_grad_c"])
+        namespace["logp_cfunc"] = numba.cfunc(lp_sig)(namespace["logp_c"])
     except numba.core.errors.NumbaError as err:
         raise ValueError(f"PyMC model {name!r}: numba could not compile PyTensor's graph:\n{err}") from None
+    return numba.njit(namespace["logp"]), numba.njit(namespace["logp_grad"])
 
 
 # -- back to the model's variables -------------------------------------------------------------
