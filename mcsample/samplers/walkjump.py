@@ -98,7 +98,11 @@ class WalkJump(ParticleSettings):
         in the pilot's frame.
     estimator : "is" (importance sampling, gradient free) or "gradient" (the same weights on
         grad log p; needs the target's gradient).
-    n_importance : evaluations per denoiser call (antithetic pairs count two).
+    n_importance : evaluations per denoiser call, on average over the measurements (antithetic
+        pairs count two).
+    schedule : how the calls' sizes vary with m: "flat", or "decreasing" (proportional to
+        m^-1/2, the same total): the proposal N(ybar, sigma^2/m I) is widest, and the weights
+        poorest, at small m, where the chains also choose their modes.
     antithetic : pair each importance draw with its reflection about the proposal's centre.
     warm_start : "jump" (each y_{m+1} starts at the last jump plus N(0, sigma^2 I)) or "restart"
         (at N(0, (s^2 + sigma^2) I) about the frame's centre).
@@ -129,6 +133,7 @@ class WalkJump(ParticleSettings):
     estimator: str = "is"
     n_importance: int = 256
     antithetic: bool = True
+    schedule: str = "flat"
     warm_start: str = "jump"
     keep_jumps: bool = False
     standardise: str = "auto"
@@ -140,6 +145,8 @@ class WalkJump(ParticleSettings):
             raise ValueError(f"walk must be one of {WALKS}, got {self.walk!r}")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.schedule not in ("flat", "decreasing"):
+            raise ValueError(f"schedule must be 'flat' or 'decreasing', got {self.schedule!r}")
         if self.warm_start not in ("jump", "restart"):
             raise ValueError(f"warm_start must be 'jump' or 'restart', got {self.warm_start!r}")
         if self.standardise not in ("auto", "search", "none"):
@@ -318,6 +325,19 @@ def renoise(rng, ys, centres, sd):
             ys[p, i] = centres[p, i] + sd * rng.standard_normal()
 
 
+def importance_sizes(n_mean, n_meas, schedule, antithetic):
+    """Evaluations per denoiser call at each measurement: ``n_mean`` each ("flat"), or in
+    proportion to m^-1/2 with at most the same total ("decreasing"); even for antithetic pairs."""
+    if schedule == "flat":
+        n = np.full(n_meas, n_mean, dtype=np.int64)
+    else:
+        f = np.arange(1, n_meas + 1) ** -0.5
+        n = np.maximum(np.floor(n_mean * n_meas * f / f.sum()), 2).astype(np.int64)
+    if antithetic:
+        n = np.where(n > 1, n - n % 2, n)
+    return n
+
+
 # -- conditioning (Saremi et al. 2024, Prop. 4) ----------------------------------------------------
 
 
@@ -357,8 +377,7 @@ class WalkJumpRun(ParticleRun):
         n_meas, self.n_is = s.n_measurements, s.n_importance
         if budget_per_particle is not None:
             n_meas, self.n_is = s.plan_for_budget(budget_per_particle - s.pilot_allowance(d) / draws)
-        if s.antithetic and self.n_is > 1:
-            self.n_is -= self.n_is % 2
+        self.n_is_m = importance_sizes(self.n_is, n_meas, s.schedule, s.antithetic)
         super().__init__(s, target, rng, 0, draws, n_meas)
         self.frame, self.sigma, self.spread, pilot_evals = self._pilot(s, target, rng, init)
         self.extra_logp += pilot_evals
@@ -416,7 +435,7 @@ class WalkJumpRun(ParticleRun):
 
     # -- one measurement
 
-    def _denoise(self, centres, var):
+    def _denoise(self, centres, var, n):
         """E[x | centre] at noise variance ``var`` for every particle into ``self.means``; counts
         the evaluations and returns (mean ESS, min ESS)."""
         s, t = self.settings, self.target
@@ -424,11 +443,11 @@ class WalkJumpRun(ParticleRun):
             denoise_mixture(centres, var, *self.mixture, self.means, self.ess)
             return np.nan, np.nan
         if s.estimator == "gradient":
-            k = denoise_gradient(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, centres, var, self.n_is,
+            k = denoise_gradient(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, centres, var, n,
                                  s.antithetic, self.work, self.means, self.ess)
             self.n_grad += k
         else:
-            k = denoise_importance(t.logp_fn, t.kernel_args, self.frame, self.rng, centres, var, self.n_is,
+            k = denoise_importance(t.logp_fn, t.kernel_args, self.frame, self.rng, centres, var, n,
                                    s.antithetic, self.work, self.means, self.ess)
             self.n_logp += k
         return float(self.ess.mean()), float(self.ess.min())
@@ -450,7 +469,7 @@ class WalkJumpRun(ParticleRun):
                 if s.walk == "ulmc":
                     ulmc_position_half(self.ys, self.ps, self.inv_mass, s.step)
                 effective_means(self.ybars, self.ys, m, self.centres)
-                mean_ess, low = self._denoise(self.centres, var)
+                mean_ess, low = self._denoise(self.centres, var, self.n_is_m[k])
                 sum_ess += mean_ess
                 min_ess = min(min_ess, low)
                 conditional_scores(self.means, self.ys, sigma2, self.scores)
@@ -461,7 +480,7 @@ class WalkJumpRun(ParticleRun):
                     ula_move(self.rng, self.ys, self.scores, s.step * sigma2)
             # y_m is the walk's last state; the jump is the denoiser at the new running mean
             self.ybars += (self.ys - self.ybars) / m
-            jump_ess, _ = self._denoise(self.ybars, var)
+            jump_ess, _ = self._denoise(self.ybars, var, self.n_is_m[k])
             shift = np.nan if m == 1 else float(np.mean(np.linalg.norm(self.means - self.jump, axis=1)))
             self.jump[:] = self.means
             if self.jumps is not None:
@@ -472,7 +491,7 @@ class WalkJumpRun(ParticleRun):
             st["jump_ess"][k] = jump_ess
             st["noise_sd"][k] = np.sqrt(var)
             st["jump_shift"][k] = shift
-            st["n_importance"][k] = 0 if s.mixture is not None else self.n_is
+            st["n_importance"][k] = 0 if s.mixture is not None else self.n_is_m[k]
         if stop == self.total:
             self.particles[:] = frame_to_x(self.frame, self.jump)
             self._warn_if_weights_collapsed()

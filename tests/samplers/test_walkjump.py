@@ -14,6 +14,7 @@ from mcsample import _arviz, metrics
 from mcsample.samplers import walkjump
 from mcsample.samplers.walkjump import WalkJump, trace
 from mcsample.testing import models
+from targets import synthetic
 
 LAM, SIGMA = np.array([1.0, 0.01]), 1.5  # notes O3 / O4
 TWO = dict(mus=np.array([[-3.0, 0.0], [3.0, 0.0]]), w=np.array([0.7, 0.3]), tau2=0.25)  # notes O6
@@ -204,6 +205,10 @@ def test_exact_evaluation_counts_and_budget():
     assert m >= walkjump.MIN_MEASUREMENTS
     np.testing.assert_array_equal(idata["sample_stats"]["n_logp"].values,
                                   m * 9 * idata["step_stats"]["n_importance"].values[0, 0])
+    _, idata = _sample(_gaussian(), draws=50, n_measurements=9, n_walk=2, n_importance=30, schedule="decreasing")
+    n_m = idata["step_stats"]["n_importance"].values[0]
+    assert np.all(np.diff(n_m) <= 0) and n_m.sum() <= 9 * 30 and n_m[0] == 2 * (int(30 * 9 / np.sum(np.arange(1, 10) ** -0.5)) // 2)
+    np.testing.assert_array_equal(idata["sample_stats"]["n_logp"].values, 3 * n_m.sum())
     with pytest.raises(ValueError, match="pays for no measurement"):  # < 9 x 32 a particle after the pilot
         _sample(_gaussian(), draws=50, max_evals=50 * 200 + WalkJump().pilot_allowance(3))
 
@@ -220,6 +225,7 @@ def test_a_constant_added_to_the_log_density_changes_nothing():
     (dict(walk="hmc"), "walk must be one of"),
     (dict(estimator="nn"), "estimator must be one of"),
     (dict(warm_start="cold"), "warm_start must be"),
+    (dict(schedule="linear"), "schedule must be"),
     (dict(n_measurements=0), "n_measurements must be"),
     (dict(sigma=-1.0), "sigma must be a positive number"),
     (dict(radius=0.1, tau=0.5), "radius must be a number above tau"),
@@ -249,7 +255,7 @@ def test_collapsed_weights_are_warned_about():
 def test_mode_weights_at_the_comparison_budget(name):
     """The issue's bar: mode-weight TV <= 0.05 at 3e5 evaluations per sample (defaults; the
     budget plans M). 1000 particles: the TV of the exact weights' MC noise is ~0.03 on mog8."""
-    target, ref = targets.get("mog8") if name == "mog8" else targets.synthetic.two_modes(8)
+    target, ref = targets.get("mog8") if name == "mog8" else synthetic.two_modes(8)
     x, _ = _sample(target, draws=1000, max_evals=3e5 * 1000)
     w = metrics.mode_weights(x, ref.extra["mode_centres"])
     assert metrics.total_variation(w, ref.extra["mode_weights"]) <= 0.05
