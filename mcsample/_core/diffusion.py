@@ -140,17 +140,38 @@ def cld_conditional(s: float, friction: float, v0_var: float = 1.0):
     return e[:, 0].copy(), cov
 
 
-def linear_sde_transition(drift: np.ndarray, diffusion: np.ndarray, t: float):
+def expm_batch(a: np.ndarray) -> np.ndarray:
+    """exp of each matrix of a stack (..., k, k): scaling and squaring with an 18-term Taylor series
+    (error below 1e-16 relative once the scaled norm is <= 1/2). scipy's expm on a stack of 20,000
+    4x4 blocks took 14 s here; this takes milliseconds."""
+    a = np.asarray(a, dtype=float)
+    norm = np.max(np.sum(np.abs(a), axis=-1)) if a.size else 0.0
+    squarings = max(0, int(np.ceil(np.log2(norm / 0.5)))) if norm > 0.5 else 0
+    scaled = a / 2.0**squarings
+    eye = np.broadcast_to(np.eye(a.shape[-1]), a.shape)
+    out = eye.copy()
+    term = eye.copy()
+    for j in range(1, 19):
+        term = term @ scaled / j
+        out = out + term
+    for _ in range(squarings):
+        out = out @ out
+    return out
+
+
+def linear_sde_transition(drift: np.ndarray, diffusion: np.ndarray, t):
     """(exp(B t), Q_t) for dZ = B Z dt + dW with Cov(dW) = ``diffusion`` dt: Z_t = exp(B t) Z_0 +
     N(0, Q_t), Q_t = int_0^t exp(B u) D exp(B^T u) du, from one matrix exponential of Van Loan's
-    block [[-B, D], [0, B^T]] t (Van Loan 1978)."""
-    from scipy.linalg import expm
-    k = drift.shape[0]
-    block = np.zeros((2 * k, 2 * k))
-    block[:k, :k] = -drift
-    block[:k, k:] = diffusion
-    block[k:, k:] = drift.T
-    f = expm(block * t)
-    e = f[k:, k:].T
-    q = e @ f[:k, k:]
-    return e, 0.5 * (q + q.T)
+    block [[-B, D], [0, B^T]] t (Van Loan 1978). ``drift`` may be a stack (n, k, k) with ``t`` of
+    length n. Accurate while exp(-B t) stays moderate (short steps)."""
+    drift = np.asarray(drift, dtype=float)
+    k = drift.shape[-1]
+    t = np.asarray(t, dtype=float)[..., None, None]
+    block = np.zeros(drift.shape[:-2] + (2 * k, 2 * k))
+    block[..., :k, :k] = -drift
+    block[..., :k, k:] = diffusion
+    block[..., k:, k:] = np.swapaxes(drift, -1, -2)
+    f = expm_batch(block * t)
+    e = np.swapaxes(f[..., k:, k:], -1, -2)
+    q = e @ f[..., :k, k:]
+    return e, 0.5 * (q + np.swapaxes(q, -1, -2))
