@@ -7,15 +7,17 @@ import dataclasses
 from ._base import MARKOV, PARTICLES, ParticleSettings, SamplerSettings
 from .ensemble import EnsembleScore
 from .gpss import GPSS
+from .multiscale import MultALMC, MultCDiff
 from .nuts import NUTS
 from .rdmc import RDMC
 from .slice import EllipticalSlice, HitAndRunSlice
 from .walkjump import WalkJump
 
 __all__ = ["available", "resolve", "SamplerSettings", "ParticleSettings", "MARKOV", "PARTICLES", "NUTS", "GPSS", "EllipticalSlice", "HitAndRunSlice", "RDMC",
-           "EnsembleScore", "WalkJump"]
+           "EnsembleScore", "WalkJump", "MultALMC", "MultCDiff"]
 
-_REGISTRY = {cls.name: cls for cls in (NUTS, GPSS, EllipticalSlice, HitAndRunSlice, RDMC, EnsembleScore, WalkJump)}
+_REGISTRY = {cls.name: cls for cls in (NUTS, GPSS, EllipticalSlice, HitAndRunSlice, RDMC, EnsembleScore, WalkJump,
+                                       MultALMC, MultCDiff)}
 
 
 def available() -> list[str]:
