@@ -195,7 +195,7 @@ def test_gaussian_with_the_pilot_and_estimated_denoisers(estimator, seed_offset)
 def test_exact_evaluation_counts_and_budget():
     """Each particle spends M (K + 1) n: K denoiser calls per walk and one jump per measurement;
     the pilot is counted once per run; a budget plans M and is kept."""
-    x, idata = _sample(_gaussian(), draws=50, n_measurements=4, n_walk=3, n_importance=10)
+    x, idata = _sample(_gaussian(), draws=50, n_measurements=4, n_walk=3, n_importance=10, schedule="flat")
     np.testing.assert_array_equal(idata["sample_stats"]["n_logp"].values, 4 * 4 * 10)
     assert idata.attrs["n_logp"] > 50 * 160  # plus the pilot
     budget = 50 * 20000
@@ -204,7 +204,7 @@ def test_exact_evaluation_counts_and_budget():
     m = idata.attrs["n_steps"]
     assert m >= walkjump.MIN_MEASUREMENTS
     np.testing.assert_array_equal(idata["sample_stats"]["n_logp"].values,
-                                  m * 9 * idata["step_stats"]["n_importance"].values[0, 0])
+                                  9 * idata["step_stats"]["n_importance"].values[0].sum())
     _, idata = _sample(_gaussian(), draws=50, n_measurements=9, n_walk=2, n_importance=30, schedule="decreasing")
     n_m = idata["step_stats"]["n_importance"].values[0]
     assert np.all(np.diff(n_m) <= 0) and n_m.sum() <= 9 * 30 and n_m[0] == 2 * (int(30 * 9 / np.sum(np.arange(1, 10) ** -0.5)) // 2)
