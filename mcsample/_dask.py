@@ -30,6 +30,8 @@ def run_segment(cfg, target, seed, init, tune, draws, chain, budget, state, seco
     units); returns (state, arrays, finished)."""
     from . import checkpoint
     from .sample import _drive, _finished, _start_or_restore
+    if state is not None:  # a task must not change its inputs: Dask may reuse them (a retry, threads)
+        state = (state[0], {k: v.copy() for k, v in state[1].items()})
     run, done = _start_or_restore(cfg, target, seed, init, tune, draws, chain, budget, state)
     until = None if every is None else (done // every + 1) * every  # end on the checkpoint grid
     done = _drive(cfg, run, done, budget=budget, seconds=seconds, until=until)
