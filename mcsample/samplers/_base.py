@@ -11,6 +11,14 @@ Two kinds (see ``docs/driver.md`` for how a new family plugs in):
 
 The driver (``mcsample.sample``) owns buffers, chunking, progress, the evaluation budget and
 interruption for both; a run only advances units ``[start, stop)`` and counts what it spends.
+
+Checkpoints (``mcsample.checkpoint``) store a run between two ``advance`` calls by walking its
+attributes, and Dask ships it the same way: keep a run's state in numpy arrays, Python or numpy
+scalars, strings, (named) tuples, lists, dicts with string keys, the ``numpy.random.Generator``,
+and instances of mcsample classes built of the same (the settings and the target are stored by
+reference). No compiled functions or closures as attributes: take them from ``self.target`` or
+``self.settings`` when advancing. Whatever ``advance`` needs next must be in the attributes, not
+in locals of a generator or a thread. ``tests/test_checkpoint.py`` checks every registered family.
 """
 
 from __future__ import annotations
