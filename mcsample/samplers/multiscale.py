@@ -313,10 +313,11 @@ def langevin_phase_chunk(logp_grad, args, rng, xs, vs, gs, n_rows, h, frictions,
 
 @_jit
 def multalmc_chunk(logp_grad, args, rng, xs, vs, ys, gys, lam_c, lam_n, frictions, h, eps, lam_tilde, underdamped,
-                   noise_kind, alpha, noise_var, mu, nu, kappa, cache, work, n_grad, out_norm):
+                   noise_kind, alpha, noise_var, mu, nu, kappa, cache, work, n_grad, out_norm, drift_scale):
     """Iterations of MultALMC before its plain-Langevin phase (one per entry of ``lam_c``: the
     clamped lambda at the iteration's start and end, and the friction), for every particle, in
-    place. ``cache[0]`` is the lambda at which ``gys`` holds grad log pi(y / sqrt(lambda)) (-1: none)."""
+    place. ``cache[0]`` is the lambda at which ``gys`` holds grad log pi(y / sqrt(lambda)) (-1: none).
+    ``drift_scale`` multiplies the slow drift: 1, anything else is a mutant for the tests."""
     n, d = xs.shape
     inv_mass = np.ones(d)
     scaled, force = work[5], work[6]
@@ -332,6 +333,8 @@ def multalmc_chunk(logp_grad, args, rng, xs, vs, ys, gys, lam_c, lam_n, friction
             x, y = xs[p], ys[p]
             ng = _slow_drift(logp_grad, args, lc, x, y, target_c, not reuse, noise_kind, alpha, noise_var, gys[p],
                              scaled, force)
+            for i in range(d):
+                force[i] *= drift_scale
             if underdamped:
                 v = vs[p]
                 o_step(rng, v, frictions[r], inv_mass, 0.5 * h)
@@ -344,6 +347,8 @@ def multalmc_chunk(logp_grad, args, rng, xs, vs, ys, gys, lam_c, lam_n, friction
                 # the second half-kick at the new (x, y); its target gradient is the next first half-kick's
                 ng += _slow_drift(logp_grad, args, ln, x, y, target_n, True, noise_kind, alpha, noise_var, gys[p],
                                   scaled, force)
+                for i in range(d):
+                    force[i] *= drift_scale
                 b_step(v, force, 0.5 * h)
                 o_step(rng, v, frictions[r], inv_mass, 0.5 * h)
             n_grad[p] += ng
@@ -561,6 +566,8 @@ class _MultiscaleRun(ParticleRun):
 
 
 class MultALMCRun(_MultiscaleRun):
+    drift_scale: ClassVar[float] = 1.0  # the tests' mutant subclass changes it
+
     def __init__(self, settings: MultALMC, target, rng, draws, budget_per_particle):
         n_steps = settings.n_steps
         if budget_per_particle is not None:
@@ -590,7 +597,7 @@ class MultALMCRun(_MultiscaleRun):
                            p["lam_c"][start:split], p["lam_n"][start:split], p["friction"][start:split], s.step_size,
                            s.eps, s.lambda_tilde, s.underdamped, NOISES.index(s.noise), s.tail_index,
                            s.noise_scale**2, c.mu, c.nu, c.kappa, self.cache, self.work, self.n_grad,
-                           self.norms[start:split])
+                           self.norms[start:split], self.drift_scale)
         if stop > split:
             langevin_phase_chunk(t.logp_grad_fn, t.kernel_args, self.rng, self.xs, self.vs, self.gs, stop - split,
                                  s.step_size, p["friction"][split:stop], np.ones(t.dim), s.underdamped, self.cache,

@@ -1,0 +1,254 @@
+"""MultALMC and MultCDiff against known answers (notes on the multiscale samplers, section 4).
+
+Fast tier: the two score identities against quadrature on a 1-D mixture (item 3); the averaged
+slow drift against the closed-form score of a Gaussian path, in both regimes (item 4); short
+end-to-end runs on N(2, 0.3) with tolerances from the Monte Carlo error, and a mutant (slow drift
+doubled) that the same check must reject; exact gradient counting against an instrumented target
+and budget planning (item 11); settings errors. Slow tier: the full end-to-end oracle (item 7:
+L = 2e4, mean within 0.02 and variance within 5%) for the four variants."""
+
+import numba
+import numpy as np
+import pytest
+
+import mcsample as mc
+from mcsample import Target
+from mcsample._core.diffusion import cld_conditional
+from mcsample._core.skrock import skrock_coefficients, skrock_step
+from mcsample.samplers.multiscale import (MultALMC, MultALMCRun, MultCDiff, _fast_pull, _slow_drift,
+                                          cld_scaled_precisions, multalmc_cost, multalmc_plan)
+from mcsample.testing import models
+
+MU, VAR = 2.0, 0.3
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    return models.gaussian(np.array([MU]), np.array([VAR]))
+
+
+# -- the score identities and the averaging principle -------------------------------------------
+
+
+def _drifts(lam, x, y, noise, alpha, grad_log_pi):
+    """The two one-sample slow drifts as formulas (numpy, vectorised over y)."""
+    target_form = grad_log_pi(y / np.sqrt(lam)) / np.sqrt(lam)
+    if noise == "gaussian":
+        return -(x - y) / (1 - lam), target_form
+    return -(alpha + 1) * (x - y) / (alpha * (1 - lam) + (x - y) ** 2), target_form
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "student"])
+def test_both_score_identities_agree_with_quadrature(noise):
+    """E_rho[noise-form drift] and E_rho[target-form drift] equal d/dx log mu_lambda(x) computed by
+    quadrature, mu_lambda = Law(sqrt(lam) X + sqrt(1 - lam) Z), on a 1-D mixture; and the kernels'
+    drift function computes those formulas."""
+    weights, means, sds = np.array([0.3, 0.7]), np.array([-1.5, 2.0]), np.array([0.5, 0.8])
+    alpha = 3.0
+
+    def log_pi(u):
+        comp = np.log(weights) - 0.5 * ((u[..., None] - means) / sds) ** 2 - np.log(sds)
+        return np.logaddexp.reduce(comp, axis=-1)
+
+    def grad_log_pi(u):
+        comp = np.log(weights) - 0.5 * ((u[..., None] - means) / sds) ** 2 - np.log(sds)
+        resp = np.exp(comp - np.logaddexp.reduce(comp, axis=-1)[..., None])
+        return np.sum(resp * -(u[..., None] - means) / sds**2, axis=-1)
+
+    def log_nu(z):
+        return -0.5 * z**2 if noise == "gaussian" else -0.5 * (alpha + 1) * np.log1p(z**2 / alpha)
+
+    u = np.linspace(-9, 9, 20001)  # the clean variable X
+    for lam in [0.05, 0.3, 0.6, 0.9]:
+        for x in [-1.0, 0.7, 2.5]:
+            def log_mu(xx):
+                w = log_pi(u) + log_nu((xx - np.sqrt(lam) * u) / np.sqrt(1 - lam))
+                return np.log(np.trapezoid(np.exp(w - w.max()), u)) + w.max()
+            h = 1e-5
+            exact = (log_mu(x + h) - log_mu(x - h)) / (2 * h)
+            y = np.sqrt(lam) * u  # rho lives on the scaled variable
+            log_rho = log_pi(u) + log_nu((x - y) / np.sqrt(1 - lam))
+            w = np.exp(log_rho - log_rho.max())
+            w /= w.sum()
+            noise_form, target_form = _drifts(lam, x, y, noise, alpha, grad_log_pi)
+            assert np.sum(w * noise_form) == pytest.approx(exact, abs=1e-5), ("noise form", lam, x)
+            assert np.sum(w * target_form) == pytest.approx(exact, abs=1e-5), ("target form", lam, x)
+    # the kernel's drift is these formulas
+    t = models.mixture(weights, means[:, None], sds[:, None]).target
+    out, gy, scaled = np.empty(1), np.empty(1), np.empty(1)
+    for lam, x, yv in [(0.2, 0.5, -0.3), (0.7, -1.0, 1.4)]:
+        want = _drifts(lam, x, np.array([yv]), noise, alpha, grad_log_pi)
+        for form in (0, 1):
+            _slow_drift(t.logp_grad_fn, t.kernel_args, lam, np.array([x]), np.array([yv]), bool(form), True,
+                        0 if noise == "gaussian" else 1, alpha, 1.0, gy, scaled, out)
+            assert out[0] == pytest.approx(want[form][0], rel=1e-12)
+
+
+@numba.njit(cache=True)
+def _averaged_drift(fn, args, rng, lam, x, target_form, n_chains, burn, steps, delta, mu, nu, kappa):
+    """Time- and chain-average of the slow drift with the fast process alone (eps = 1)."""
+    d = x.size
+    k, inv_tau = _fast_pull(lam, 0, 3.0, 1.0, d)
+    beta = 1.0 / np.sqrt(lam)
+    work = np.zeros((5, d))
+    out, gy, scaled = np.empty(d), np.empty(d), np.empty(d)
+    means = np.zeros(n_chains)
+    for c in range(n_chains):
+        y = np.sqrt(lam) * x + 0.1 * rng.standard_normal(d)
+        acc = 0.0
+        for it in range(burn + steps):
+            skrock_step(fn, args, rng, y, delta, mu, nu, kappa, x, k, inv_tau, beta, beta, work)
+            if it >= burn:
+                _slow_drift(fn, args, lam, x, y, target_form, True, 0, 3.0, 1.0, gy, scaled, out)
+                acc += out[0]
+        means[c] = acc / steps
+    return means
+
+
+@pytest.mark.parametrize("lam, target_form", [(0.3, False), (0.8, True)])
+def test_fast_process_average_is_the_gaussian_path_score(gauss, lam, target_form):
+    """For pi = N(mu, v): mu_lambda = N(sqrt(lam) mu, lam v + 1 - lam); averaging the slow drift
+    over the fast SK-ROCK chain (step 0.02: its O(step) bias is far below the tolerance) must
+    give the closed-form score. Tolerance: 4 standard errors over independent chains."""
+    c = skrock_coefficients(5)
+    t = gauss.target
+    x = np.array([0.9])
+    means = _averaged_drift(t.logp_grad_fn, t.kernel_args, np.random.default_rng(3), lam, x, target_form, 200, 200,
+                            1000, 0.02, c.mu, c.nu, c.kappa)
+    exact = -(x[0] - np.sqrt(lam) * MU) / (lam * VAR + 1 - lam)
+    se = means.std(ddof=1) / np.sqrt(means.size)
+    assert abs(means.mean() - exact) < 4 * se, (means.mean(), exact, se)
+    assert se < 0.02 * abs(exact)  # the check resolves a 5% error
+
+
+# -- end to end -----------------------------------------------------------------------------------
+
+
+class _DoubledDrift(MultALMCRun):
+    drift_scale = 2.0
+
+
+class _DoubledDriftSettings(MultALMC):
+    def start_run(self, target, rng, init, tune, draws, budget_per_particle):
+        return _DoubledDrift(self, target, rng, draws, budget_per_particle)
+
+
+def _moments(idata):
+    x = idata["posterior"]["x"].values.ravel()
+    return x.mean(), x.var(ddof=1), x.size
+
+
+def _check_gaussian(idata, k=4.0):
+    """Within k Monte Carlo standard errors of N(MU, VAR)."""
+    mean, var, n = _moments(idata)
+    ok_mean = abs(mean - MU) < k * np.sqrt(VAR / n)
+    ok_var = abs(var - VAR) < k * VAR * np.sqrt(2 / (n - 1))
+    return ok_mean and ok_var, (mean, var)
+
+
+def test_multalmc_recovers_a_gaussian_and_the_doubled_drift_mutant_fails(gauss):
+    """Default (underdamped) MultALMC at L = 4000 with 1000 particles: within 4 Monte Carlo
+    standard errors (0.07 on the mean, 18% on the variance). The mutant, whose slow drift is twice
+    the score (a factor-2 slip), concentrates mu_t (variance ~ VAR / 2) and must fail."""
+    kw = dict(draws=1000, chains=1, seed=11, progressbar=False)
+    ok, got = _check_gaussian(mc.sample(gauss.target, "multalmc", n_steps=4000, **kw))
+    assert ok, got
+    bad, got_bad = _check_gaussian(mc.sample(gauss.target, _DoubledDriftSettings(n_steps=4000), **kw))
+    assert not bad, got_bad
+
+
+def test_multcdiff_recovers_a_gaussian(gauss):
+    """The Ornstein-Uhlenbeck variant at L = 3000 (the critically damped default needs ~2e4
+    iterations on this target: slow tier)."""
+    idata = mc.sample(gauss.target, "multcdiff", underdamped=False, n_steps=3000, draws=1000, chains=1, seed=12,
+                      progressbar=False)
+    ok, got = _check_gaussian(idata)
+    assert ok, got
+    steps = idata["step_stats"]
+    assert steps["regime"].values[0, -1] == 2 and steps["lambda"].values[0, 0] == pytest.approx(0.01)
+
+
+# -- evaluation counting and budgets --------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _counting_logp(x, counter):
+    counter[0] += 1
+    return -0.5 * (x[0] - 2.0) ** 2 / 0.3
+
+
+@numba.njit(cache=True)
+def _counting_logp_grad(x, counter):
+    counter[1] += 1
+    return -0.5 * (x[0] - 2.0) ** 2 / 0.3, -(x - 2.0) / 0.3
+
+
+@pytest.mark.parametrize("cfg", [MultALMC(n_steps=300), MultALMC(n_steps=300, underdamped=False),
+                                 MultALMC(n_steps=300, schedule="cosine", noise="student"), MultCDiff(n_steps=300)])
+def test_gradient_counts_are_exact(cfg):
+    """The counts the run reports equal the calls an instrumented target receives, and the plan's
+    cost formula (s = 5 per SK-ROCK step, +1 for the target-form drift, reuse across iterations,
+    +1 when plain Langevin starts)."""
+    counter = np.zeros(2, dtype=np.int64)
+    target = Target(_counting_logp, 1, logp_grad=_counting_logp_grad, args=(counter,), check_grad=False)
+    counter[:] = 0
+    run = cfg.start_run(target, np.random.default_rng(1), None, 0, 7, None)
+    for lo in range(0, run.total, 70):  # in chunks, as the driver does
+        run.advance(lo, min(lo + 70, run.total))
+    assert run.spent(run.total) == counter[1] and counter[0] == 0
+    np.testing.assert_array_equal(run.n_grad, counter[1] // 7)
+    if isinstance(cfg, MultALMC):
+        assert counter[1] == 7 * multalmc_cost(cfg, multalmc_plan(cfg, 300)).sum()
+
+
+def test_budget_sets_the_iterations(gauss):
+    budget = 4 * 6000.0
+    idata = mc.sample(gauss.target, "multalmc", draws=4, chains=1, seed=1, progressbar=False, max_evals=budget)
+    per = idata.attrs["n_grad"] / 4
+    assert per <= 6000 and per > 6000 - 8  # the largest L that fits
+    assert idata.attrs["n_steps"] > 900
+    with pytest.raises(ValueError, match="fewer than 100"):
+        mc.sample(gauss.target, "multcdiff", draws=4, chains=1, seed=1, progressbar=False, max_evals=4 * 300.0)
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+
+def test_presets_and_bad_settings():
+    p = MultALMC.preset("funnel10")
+    assert (p.schedule, p.eps, p.friction, p.step_size) == ("cosine", 0.07, (0.01, 0.5), 0.003)
+    assert MultCDiff.preset("gmm40_d2").eps == 0.05
+    with pytest.raises(KeyError, match="presets"):
+        MultALMC.preset("nope")
+    for bad in [dict(schedule="log"), dict(lambda_tilde=0.995), dict(noise="cauchy"), dict(stages=0),
+                dict(eps=-1.0), dict(friction=(1.0,))]:
+        with pytest.raises(ValueError):
+            MultALMC(**bad).validate(2)
+    with pytest.raises(ValueError):
+        MultCDiff(final_fraction=1.0).validate(2)
+    # the default settings sit inside SK-ROCK's stability bound for a unit-curvature target
+    assert MultALMC().fast_stiffness(1.0) < 37.6
+
+
+def test_cld_tables_match_the_closed_forms():
+    s = np.array([0.03, 0.5, 1.7])
+    c_hat, p = cld_scaled_precisions(s, 1.0)
+    for j, sv in enumerate(s):
+        c, cov = cld_conditional(sv, 1.0, 1.0)
+        np.testing.assert_allclose(c_hat[j], c / c[0], rtol=1e-12)
+        np.testing.assert_allclose(p[j], np.linalg.inv(cov), rtol=1e-9)
+
+
+# -- slow tier: the full oracle ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", [MultALMC(), MultALMC(underdamped=False), MultCDiff(), MultCDiff(underdamped=False)],
+                         ids=["multalmc", "multalmc-overdamped", "multcdiff", "multcdiff-ou"])
+def test_gaussian_end_to_end_oracle(gauss, cfg):
+    """Notes 4.7: 1-D N(2, 0.3), L = 2e4, h = 0.005, eps = 0.1, Gamma 0.07 -> 0.5: |mean error| <
+    0.02 and |variance error| < 5%. 12,000 particles make the Monte Carlo standard errors 0.005
+    and 1.3%, so the bars test the sampler's bias, not the noise."""
+    idata = mc.sample(gauss.target, cfg, draws=6000, chains=2, seed=21, progressbar=False)
+    mean, var, _ = _moments(idata)
+    assert abs(mean - MU) < 0.02 and abs(var / VAR - 1) < 0.05, (mean, var)
