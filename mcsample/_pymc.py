@@ -60,6 +60,7 @@ def from_pymc(model=None, *, name=None, check_grad=True, target_class=None):
     Raises ``ValueError`` for a model without free variables, for discrete free variables, and
     for a model whose graph PyTensor cannot compile to numba (naming the op)."""
     pm, pytensor, pt = _import_pymc()
+    from pytensor.graph.replace import graph_replace
     try:
         model = pm.modelcontext(model)
     except TypeError as err:
@@ -74,10 +75,10 @@ def from_pymc(model=None, *, name=None, check_grad=True, target_class=None):
     x = pt.TensorType("float64", shape=(layout.dim,))("x")
     to_x = {value: x[sl].reshape(shape).astype(value.dtype)
             for value, sl, shape in zip(layout.values, layout.slices, layout.shapes)}
-    logp = pytensor.graph_replace(model.logp(jacobian=True, sum=True), to_x, strict=False)
+    logp = graph_replace(model.logp(jacobian=True, sum=True), to_x, strict=False)
     grad = pt.grad(logp, x)
     data = _DataInputs.of(model, [logp, grad])
-    logp, grad = pytensor.graph_replace([logp, grad], data.replacements, strict=False)
+    logp, grad = graph_replace([logp, grad], data.replacements, strict=False)
     inputs = [x, *data.symbolic]
     lg_jit = _compile_numba(pytensor, inputs, [logp, grad], name)
     lp_jit = _compile_numba(pytensor, inputs, [logp], name)
@@ -300,15 +301,15 @@ class _Expand:
 
     @classmethod
     def of(cls, model, layout, data, pytensor, pt):
-        from pytensor.graph.replace import vectorize_graph
+        from pytensor.graph.replace import graph_replace, vectorize_graph
 
         variables = list(model.free_RVs) + list(model.deterministics)
         names = [v.name for v in variables]
         x = pt.TensorType("float64", shape=(layout.dim,))("x")
         to_x = {value: x[sl].reshape(shape).astype(value.dtype)
                 for value, sl, shape in zip(layout.values, layout.slices, layout.shapes)}
-        outputs = pytensor.graph_replace(model.replace_rvs_by_values(variables), to_x, strict=False)
-        outputs = pytensor.graph_replace(outputs, data.replacements, strict=False)
+        outputs = graph_replace(model.replace_rvs_by_values(variables), to_x, strict=False)
+        outputs = graph_replace(outputs, data.replacements, strict=False)
         inputs = [x, *data.symbolic]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
