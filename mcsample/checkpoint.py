@@ -75,6 +75,7 @@ class _Encoder:
         self.arrays = {}
         self.prefix = prefix
         self._seen = {}
+        self._objects, self._keep = {}, []
         self._settings, self._target = settings, target
         self._target_attrs = {id(v): k for k, v in vars(target).items()
                               if isinstance(v, (np.ndarray, tuple)) or callable(v)}
@@ -96,6 +97,12 @@ class _Encoder:
             return {"scalar": value.dtype.str, "value": self._array(np.asarray(value))}
         if isinstance(value, np.ndarray):
             return self._array(value)
+        if id(value) in self._objects:  # one object reached twice (a pilot chain shares its parent's rng)
+            return {"ref": self._objects[id(value)]}
+        if isinstance(value, (np.random.Generator, list, dict)) or (
+                hasattr(value, "__dict__") and not callable(value) and not isinstance(value, type)):
+            self._objects[id(value)] = len(self._objects)
+            self._keep.append(value)  # ids stay unique while the walk lasts
         if isinstance(value, np.random.Generator):
             bits = value.bit_generator
             return {"generator": type(bits).__name__, "state": self(bits.state, where + ".rng")}
@@ -142,6 +149,7 @@ class _Decoder:
     def __init__(self, arrays, settings, target):
         self.arrays, self.settings, self.target = arrays, settings, target
         self._built = {}
+        self._objects = []  # in the encoder's order: a "ref" is an index here
 
     def __call__(self, node):
         if node is None or isinstance(node, (bool, int, str)):
@@ -161,21 +169,32 @@ class _Decoder:
             return getattr(self.target, node["target_attr"])
         if "scalar" in node:
             return np.dtype(node["scalar"]).type(self(node["value"])[()])
+        if "ref" in node:
+            return self._objects[node["ref"]]
         if "generator" in node:
             bits = getattr(np.random, node["generator"])()
+            gen = np.random.Generator(bits)
+            self._objects.append(gen)
             bits.state = self(node["state"])
-            return np.random.Generator(bits)
+            return gen
         if "namedtuple" in node:
             return _import_class(node["namedtuple"])(*[self(v) for v in node["fields"]])
         if "tuple" in node:
             return tuple(self(v) for v in node["tuple"])
         if "list" in node:
-            return [self(v) for v in node["list"]]
+            out = []
+            self._objects.append(out)
+            out.extend(self(v) for v in node["list"])
+            return out
         if "dict" in node:
-            return {k: self(v) for k, v in node["dict"].items()}
+            out = {}
+            self._objects.append(out)
+            out.update({k: self(v) for k, v in node["dict"].items()})
+            return out
         if "object" in node:
             cls = _import_class(node["object"])
             obj = cls.__new__(cls)
+            self._objects.append(obj)
             obj.__dict__.update({k: self(v) for k, v in node["attrs"].items()})
             return obj
         raise CheckpointCorrupt(f"unknown node in a checkpoint's state: {sorted(node)}")
