@@ -42,6 +42,16 @@ def dual_averaging_update(state, accept_stat, delta, gamma, t0, kappa):
     return np.exp(x)
 
 
+@_jit
+def dual_averaging_restart(state, step_size):
+    """``dual_averaging_init`` in place, for kernels that restart the adaptation themselves
+    (nutpie's warmup restarts it once, when the metric first changes)."""
+    for i in range(state.size):
+        state[i] = 0.0
+    state[DA_LOG_STEP] = np.log(step_size)
+    state[DA_MU] = np.log(10.0 * step_size)
+
+
 def dual_averaging_final(state) -> float:
     """The averaged step size used after warmup."""
     return float(np.exp(state[DA_LOG_STEP_BAR]))

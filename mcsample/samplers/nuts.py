@@ -19,9 +19,9 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from .._core.adaptation import (dual_averaging_final, dual_averaging_init, dual_averaging_update,
-                                grad_diag_variance, regularized_variance, stan_schedule, welford_update,
-                                welford_update_dense, windowless_schedule)
+from .._core.adaptation import (dual_averaging_final, dual_averaging_init, dual_averaging_restart,
+                                dual_averaging_update, grad_diag_variance, regularized_variance,
+                                stan_schedule, welford_update, welford_update_dense, windowless_schedule)
 from .._core.hamiltonian import (diagonal_metric, dot, draw_momentum, find_reasonable_step_size,
                                  hamiltonian, leapfrog, make_metric, velocity)
 from ._base import SamplerSettings, WindowedChain
@@ -32,17 +32,30 @@ _jit = numba.njit(cache=True, nogil=True)
 _inline = numba.njit(cache=True, nogil=True, inline="always")
 
 METRICS = ("diag", "dense", "grad_diag")
+ADAPTATIONS = ("stan", "nutpie")
 
 
 @dataclass(frozen=True)
 class NUTS(SamplerSettings):
-    """Settings for multinomial NUTS. Defaults are Stan's (Hoffman & Gelman 2014, JMLR 15).
+    """Settings for multinomial NUTS (Hoffman & Gelman 2014, JMLR 15). The transition and the
+    step-size constants are Stan's; the default warmup is nutpie's (Seyboldt, Carlson & Carpenter,
+    arXiv:2603.18845): over the posteriordb set it reached 0.8-4.5x the effective samples per
+    gradient of Stan's windowed warmup (median 1.2x; benchmarks/results/nuts_adaptation.md).
+    ``adaptation="stan", metric="diag"`` is Stan's warmup.
 
     max_depth : trees have at most 2^max_depth - 1 leapfrog steps.
     max_energy_error : a leaf whose energy exceeds the start's by this much is a divergence.
     target_accept, gamma, t0, kappa : dual averaging of the step size.
     metric : "diag" (Stan's regularised variance), "dense" (regularised covariance) or
-        "grad_diag" (nutpie: sqrt(Var x / Var grad)), adapted in Stan's windows.
+        "grad_diag" (nutpie: sqrt(Var x / Var grad)).
+    adaptation : None (default) is "nutpie" for a diagonal metric and "stan" for a dense one.
+        "stan" adapts the metric in Stan's windows; "nutpie" follows nutpie's warmup
+        (Seyboldt et al., nuts-rs ``adapt_strategy.rs``; diagonal metrics only): the metric starts
+        at 1 / |grad log p| of the start, two estimators take every draw and the metric is refitted
+        from the older one after every draw; the younger replaces it once it holds
+        ``early_switch_freq`` (10) draws during the first ``early_window`` (30%) of warmup, then
+        ``switch_freq`` (80). The step size is adapted by dual averaging throughout, restarted once
+        when the metric first changes; the last ``step_size_window`` (15%) adapts the step only.
     init_buffer, base_window, term_buffer : Stan's warmup windows (75 / 25 doubling / 50).
     step_size : start from this step (default: Stan's heuristic from 1.0).
     adapt_step_size : False keeps ``step_size`` fixed throughout (invariance tests).
@@ -60,7 +73,12 @@ class NUTS(SamplerSettings):
     gamma: float = 0.05
     t0: float = 10.0
     kappa: float = 0.75
-    metric: str = "diag"
+    metric: str = "grad_diag"
+    adaptation: str | None = None
+    early_window: float = 0.3
+    step_size_window: float = 0.15
+    early_switch_freq: int = 10
+    switch_freq: int = 80
     init_buffer: int = 75
     base_window: int = 25
     term_buffer: int = 50
@@ -72,6 +90,18 @@ class NUTS(SamplerSettings):
     def validate(self, dim: int) -> None:
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        if self.adaptation is not None and self.adaptation not in ADAPTATIONS:
+            raise ValueError(f"adaptation must be one of {ADAPTATIONS} or None, got {self.adaptation!r}")
+        if self.warmup == "nutpie" and self.metric == "dense" and self.inv_metric is None:
+            raise ValueError('adaptation="nutpie" adapts a diagonal metric: use metric="grad_diag" or '
+                             '"diag", or adaptation="stan" (the default for metric="dense")')
+        if not (0.0 <= self.early_window < 1.0 and 0.0 <= self.step_size_window < 1.0
+                and self.early_window + self.step_size_window <= 1.0):
+            raise ValueError("early_window and step_size_window must be fractions of warmup summing to <= 1, "
+                             f"got {self.early_window} and {self.step_size_window}")
+        if self.early_switch_freq < 1 or self.switch_freq < 1:
+            raise ValueError(f"early_switch_freq and switch_freq must be >= 1, got "
+                             f"{self.early_switch_freq} and {self.switch_freq}")
         if not 1 <= self.max_depth <= 30:
             raise ValueError(f"max_depth must be in 1..30, got {self.max_depth}")
         if not 0.0 < self.target_accept < 1.0:
@@ -86,6 +116,13 @@ class NUTS(SamplerSettings):
             m = np.asarray(self.inv_metric, dtype=float)
             if m.shape not in ((dim,), (dim, dim)):
                 raise ValueError(f"inv_metric must have shape ({dim},) or ({dim}, {dim}), got {m.shape}")
+
+    @property
+    def warmup(self) -> str:
+        """The adaptation in use: ``adaptation``, or its default for the metric."""
+        if self.adaptation is not None:
+            return self.adaptation
+        return "stan" if self.metric == "dense" else "nutpie"
 
     def start_chain(self, target, rng, q0, tune, draws):
         return NUTSChain(self, target, rng, q0, tune, draws)
@@ -141,6 +178,15 @@ StepSize = namedtuple("StepSize", ["size", "dual_averaging", "target_accept", "g
 # [draws, gradients]; ``m2_dense`` is (d, d) for "dense" ((1, 1) otherwise); ``grad_mean`` and
 # ``grad_m2`` serve "grad_diag" only.
 MetricWindow = namedtuple("MetricWindow", ["kind", "count", "mean", "m2", "m2_dense", "grad_mean", "grad_m2"])
+
+# nutpie's warmup (``adaptation="nutpie"``): ``foreground`` is the estimator the metric is fitted
+# from, ``background`` the younger one that replaces it; both are ``MetricWindow``s. ``state`` is
+# [initial metric still in use (1/0), gradients spent by step-size searches since Python last read
+# it]. The rest is the schedule in draws: the metric adapts before ``final_window`` (after it only
+# the step size does), and the estimators switch every ``early_switch_freq`` draws before
+# ``early_end``, every ``switch_freq`` after.
+NutpieAdaptation = namedtuple("NutpieAdaptation", ["foreground", "background", "state", "early_end",
+                                                   "final_window", "early_switch_freq", "switch_freq"])
 
 # Per-draw output buffers of a chunk: the draws ``x`` and one array per sample statistic, named as
 # ``NUTSChain.stat_dtypes``.
@@ -399,6 +445,88 @@ def nuts_chunk(logp_grad, args, rng, state, n_iter, step_size, jitter, adapt_ste
             metric_window_update(window, state.q, state.g)
 
 
+@_jit
+def _fit_diagonal(window, inv_diag):
+    """Refit a diagonal metric in place from a window's accumulators (grad_diag: nutpie's
+    sqrt(Var x / Var grad); diag: Stan's regularised variance); False below 3 draws."""
+    n = window.count[0]
+    if n < 3.0:
+        return False
+    for i in range(inv_diag.size):
+        var_x = window.m2[i] / (n - 1.0)
+        if window.kind == 2:
+            var_g = window.grad_m2[i] / (window.count[1] - 1.0)
+            v = np.sqrt(var_x / max(var_g, 1e-300))
+        else:
+            v = (n / (n + 5.0)) * var_x + 1e-3 * 5.0 / (n + 5.0)
+        inv_diag[i] = min(max(v, 1e-20), 1e20)
+    return True
+
+
+@_jit
+def _reset_window(window):
+    window.count[:] = 0.0
+    window.mean[:] = 0.0
+    window.m2[:] = 0.0
+    window.grad_mean[:] = 0.0
+    window.grad_m2[:] = 0.0
+
+
+@_jit
+def _copy_window(dst, src):
+    dst.count[:] = src.count
+    dst.mean[:] = src.mean
+    dst.m2[:] = src.m2
+    dst.grad_mean[:] = src.grad_mean
+    dst.grad_m2[:] = src.grad_m2
+
+
+@_jit
+def nutpie_warmup_chunk(logp_grad, args, rng, state, start, n_iter, step_size, adapt_step, metric, adapt,
+                        max_depth, max_dh, work, out):
+    """Warmup iterations [start, start + n_iter) of nutpie's adaptation (see ``NUTS.adaptation``),
+    writing draws and statistics into ``out`` as ``nuts_chunk`` does. The metric (diagonal) and
+    the step size are updated in place after every draw."""
+    fg, bg, flags = adapt.foreground, adapt.background, adapt.state
+    da = step_size.dual_averaging
+    for it in range(n_iter):
+        draw = start + it
+        lp_before = state.lp[0]
+        info = nuts_transition(logp_grad, args, rng, state, step_size.size[0], metric, max_depth, max_dh, work)
+        _copy(out.x[it], state.q)
+        out.lp[it] = state.lp[0]
+        out.energy[it] = info.energy
+        out.acceptance_rate[it] = info.acceptance_rate
+        out.step_size[it] = step_size.size[0]
+        out.tree_depth[it] = info.tree_depth
+        out.n_steps[it] = info.n_steps
+        out.diverging[it] = info.diverging
+        restarted = False
+        if draw < adapt.final_window:
+            freq = adapt.early_switch_freq if draw < adapt.early_end else adapt.switch_freq
+            # a draw that stayed at the start or diverged says little about the posterior's scale
+            if state.lp[0] != lp_before and not info.diverging:
+                metric_window_update(fg, state.q, state.g)
+                metric_window_update(bg, state.q, state.g)
+            # switch only when the younger estimator's window can still be used before the end
+            if bg.count[0] >= freq and draw + freq <= adapt.final_window:
+                _copy_window(fg, bg)
+                _reset_window(bg)
+            if _fit_diagonal(fg, metric.inv_diag) and flags[0] == 1.0 and adapt_step:
+                # the first fitted metric can differ from 1/|grad| by orders of magnitude: search
+                # for a step afresh rather than let dual averaging walk there
+                flags[0] = 0.0
+                step, n_grad = find_reasonable_step_size(logp_grad, args, rng, state.q, state.lp[0], state.g,
+                                                         step_size.size[0], metric, step_size.target_accept)
+                flags[1] += n_grad
+                step_size.size[0] = step
+                dual_averaging_restart(da, step)
+                restarted = True
+        if adapt_step and not restarted:
+            step_size.size[0] = dual_averaging_update(da, info.acceptance_rate, step_size.target_accept,
+                                                      step_size.gamma, step_size.t0, step_size.kappa)
+
+
 # -- warmup and the chain runner ---------------------------------------------------------------
 
 
@@ -416,25 +544,40 @@ class NUTSChain(WindowedChain):
         self.kind = METRICS.index(s.metric)
         lp, g = self.eval_logp_grad(self.q)
         self.state = NUTSState(self.q, np.array([lp], dtype=np.float64), np.array(g, dtype=np.float64))
+        # no warmup, no adaptation: a run with tune=0 keeps the unit metric (or the given one)
+        self.nutpie = s.warmup == "nutpie" and s.inv_metric is None and tune > 0
         self.metric = self._initial_metric(d)
         self.schedule = stan_schedule(tune, s.init_buffer, s.term_buffer, s.base_window)
-        if s.inv_metric is not None:
-            self.schedule = windowless_schedule(tune)  # a fixed metric: adapt the step size only
+        if s.inv_metric is not None or self.nutpie:
+            # a fixed metric adapts the step size only; nutpie's warmup adapts inside its kernel
+            self.schedule = windowless_schedule(tune)
         self.work = new_workspace(d, s.max_depth)
         self.step_size = StepSize(np.array([s.step_size if s.step_size is not None else 1.0]),
                                   dual_averaging_init(1.0), float(s.target_accept), float(s.gamma),
                                   float(s.t0), float(s.kappa))
         self.window = new_metric_window(self.kind, d)
+        if self.nutpie:
+            self.adapt = self._nutpie_adaptation(tune, d)
         if s.adapt_step_size:
             if s.step_size is None:
                 self._search_step_size()
             self.step_size.dual_averaging[:] = dual_averaging_init(self.step_size.size[0])
 
+    def _nutpie_adaptation(self, tune, d):
+        s = self.settings
+        step_window = int(s.step_size_window * tune)
+        adapt = NutpieAdaptation(new_metric_window(self.kind, d), new_metric_window(self.kind, d),
+                                 np.array([1.0, 0.0]), int(s.early_window * tune), tune - step_window,
+                                 int(s.early_switch_freq), int(s.switch_freq))
+        for window in (adapt.foreground, adapt.background):  # the start is the first draw of both
+            metric_window_update(window, self.state.q, self.state.g)
+        return adapt
+
     def _initial_metric(self, d):
         s = self.settings
         if s.inv_metric is not None:
             return make_metric(s.inv_metric)
-        if self.kind == 2:
+        if self.nutpie or (self.kind == 2 and s.warmup == "stan"):
             # nutpie starts from the first gradient: var_i = 1 / |g_i|
             return diagonal_metric(np.clip(1.0 / np.maximum(np.abs(self.state.g), 1e-20), 1e-20, 1e20))
         if self.kind == 1:
@@ -474,6 +617,14 @@ class NUTSChain(WindowedChain):
         warm = lo < self.tune
         sl = slice(lo, hi)
         out = NUTSDraws(x=self.draws[sl], **{k: v[sl] for k, v in self.stats.items()})
+        if warm and self.nutpie:
+            nutpie_warmup_chunk(self.target.logp_grad_fn, self.target.kernel_args, self.rng, self.state, lo,
+                                hi - lo, self.step_size, s.adapt_step_size, self.metric, self.adapt, s.max_depth,
+                                float(s.max_energy_error), self.work, out)
+            self.extra_grad += int(self.adapt.state[1])
+            self.adapt.state[1] = 0.0
+            self.n_grad[sl] = out.n_steps
+            return
         nuts_chunk(self.target.logp_grad_fn, self.target.kernel_args, self.rng, self.state, hi - lo,
                    self.step_size, 0.0 if warm else float(s.jitter), warm and s.adapt_step_size,
                    self.metric, self.window, warm and self.schedule.in_slow_window(lo), s.max_depth,

@@ -14,9 +14,10 @@ HERE = Path(__file__).parent
 
 # (file stem, sampler, settings): every family, and each NUTS metric.
 RUNS = [
-    ("nuts_diag", "nuts", {}),
+    ("nuts_nutpie", "nuts", {}),  # the default: nutpie's warmup with grad_diag (issue #16)
+    ("nuts_diag", "nuts", {"adaptation": "stan", "metric": "diag"}),
     ("nuts_dense", "nuts", {"metric": "dense"}),
-    ("nuts_grad_diag", "nuts", {"metric": "grad_diag"}),
+    ("nuts_grad_diag", "nuts", {"adaptation": "stan", "metric": "grad_diag"}),
     ("gpss", "gpss", {}),
     ("elliptical_slice", "elliptical_slice", {}),
     ("hit_and_run_slice", "hit_and_run_slice", {}),
