@@ -21,8 +21,10 @@ cache, or compiles them once, on the first task it runs.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import time
 
 _SEGMENT_SECONDS = 5.0  # a remote task's length between returns to the driver
+_CHECKPOINT_SECONDS = 60.0  # without checkpoint_every, how often the file is rewritten
 
 
 def run_segment(cfg, target, seed, init, tune, draws, chain, budget, state, seconds, every):
@@ -53,6 +55,7 @@ def run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, bu
                                _SEGMENT_SECONDS, every)
 
     futures = {submit(c): c for c in range(chains)}
+    last_write = time.monotonic()
     interrupted = False
     try:
         while futures:
@@ -62,8 +65,11 @@ def run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, bu
                 state, arrays, finished[c] = f.result()  # a failing chain surfaces at once
                 before = 0 if latest[c] is None else latest[c][0]["done"]
                 latest[c] = (state, arrays)
-                if ckpt is not None:
-                    ckpt.update(c, latest[c])
+                if ckpt is not None:  # segments end on the checkpoint_every grid; without it, once a minute
+                    ckpt.chains[c] = latest[c]
+                    if every is not None or finished[c] or time.monotonic() - last_write > _CHECKPOINT_SECONDS:
+                        ckpt.update(c, latest[c])
+                        last_write = time.monotonic()
                 if bars:
                     _bar_progress(bars[c])(state["done"] - before, state["total"])
                 if not finished[c]:
@@ -75,6 +81,8 @@ def run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, bu
     finally:
         for bar in bars:
             bar.close()
+        if ckpt is not None and any(s is not None for s in latest):
+            ckpt.flush()  # what every chain reached
     results = [None] * chains
     for c, snap in enumerate(latest):
         if snap is not None:

@@ -484,5 +484,9 @@ class Checkpointer:
             self.chains[chain] = snap
             write(self.path, self.header, self.chains)
 
+    def flush(self):
+        with self._lock:
+            write(self.path, self.header, self.chains)
+
     def save_run(self, chain, run, done):
         self.update(chain, snapshot(run, done, chain))
