@@ -48,6 +48,9 @@ def _is_numba_function(f) -> bool:
 # division by zero at an extreme point, say) or a gradient of the wrong length becomes NaN, which
 # the samplers treat as a rejected proposal or a divergence. The guard is generated per arity and
 # compiled per target (about 0.2 s; the user's own function is served from its cache).
+# A gradient the user returns as float64[::1] is passed on as it is ("logp_grad_view"); only other
+# dtypes or layouts are copied ("logp_grad"). The try/except itself costs no measurable time
+# (benchmarks/guard_overhead.py).
 _GUARDS = {
     "logp": """
 def guarded(x{params}):
@@ -69,6 +72,16 @@ def guarded(x{params}):
     except Exception:
         return np.nan, np.full(x.size, np.nan)
 """,
+    "logp_grad_view": """
+def guarded(x{params}):
+    try:
+        lp, g = user(x{params})
+        if g.size != x.size:
+            return np.nan, np.full(x.size, np.nan)
+        return float(lp), g
+    except Exception:
+        return np.nan, np.full(x.size, np.nan)
+""",
 }
 
 
@@ -76,6 +89,8 @@ _GUARD_CACHE = {}  # (user function, signature, kind) -> cfunc: one compile per 
 
 
 def _guarded_cfunc(user, signature, kind):
+    if kind == "logp_grad" and _returns_contiguous_float64(user, signature):
+        kind = "logp_grad_view"
     key = (user, signature, kind)
     if key not in _GUARD_CACHE:
         n_args = len(signature.args) - 1
@@ -87,6 +102,22 @@ def _guarded_cfunc(user, signature, kind):
             guarded = namespace["guarded"]
         _GUARD_CACHE[key] = numba.cfunc(signature, cache=cache)(guarded)
     return _GUARD_CACHE[key]
+
+
+def _returns_contiguous_float64(user, signature) -> bool:
+    """Whether the user's ``logp_grad`` compiled for these argument types returns its gradient
+    as float64[::1] (compiling it now, as the guard would)."""
+    arg_types = tuple(signature.args)
+    user.compile(arg_types)  # a TypingError here is the user's, reported as the guard's would be
+    result = user.overloads.get(arg_types)
+    if result is None:
+        return False
+    ret = result.signature.return_type
+    if not isinstance(ret, types.BaseTuple) or len(ret) != 2:
+        return False
+    grad = ret[1]
+    return (isinstance(grad, types.Array) and grad.dtype == types.float64 and grad.ndim == 1
+            and grad.layout == "C")
 
 
 def _guard_source(kind, n_args):
@@ -329,9 +360,11 @@ class Target:
             if np.isfinite(self._checked_logp(x)):
                 return x
             x = rng.uniform(-2.0, 2.0, self.dim)
+        first = getattr(self, "_first_error", None)
+        cause = "" if first is None else f"; logp raised {type(first).__name__}: {first}"
         raise ValueError(
-            f"logp is not finite at 0 nor at {_MAX_TEST_POINTS - 1} uniform(-2, 2) points; "
-            "pass test_point= inside the support") from getattr(self, "_first_error", None)
+            f"logp is not finite at 0 nor at {_MAX_TEST_POINTS - 1} uniform(-2, 2) points{cause}; "
+            "pass test_point= inside the support") from first
 
     def _checked_logp(self, x) -> float:
         """logp for the test-point search: NaN and exceptions count as outside the support; the
@@ -340,6 +373,12 @@ class Target:
             value = self.logp(x)
         except _ReturnTypeError:
             raise
+        except (TypeError, numba.core.errors.TypingError) as err:
+            # a call that cannot work anywhere (wrong number or types of arguments), not a point
+            # outside the support: say so now rather than after 100 points
+            raise ValueError(
+                f"calling logp(x, *args) with x of shape ({self.dim},) and {len(self.args)} data "
+                f"argument(s) raised {type(err).__name__}: {err}") from err
         except Exception as err:  # the user's function may fail off its support
             self._first_error = getattr(self, "_first_error", None) or err
             return -np.inf
