@@ -27,8 +27,35 @@ from ._version import __version__
 SAMPLE_DIMS = ("chain", "draw")
 
 
+_PRELOAD = []  # the thread importing ArviZ in the background, once started
+
+
+def preload() -> None:
+    """Start importing ArviZ 0.x in a background thread, so that a ``sample()`` that will build
+    an ``InferenceData`` does not wait ~3 s for it after its chains finish (the chains' kernels
+    release the GIL). Nothing to do on ArviZ 1.x, which sampling never imports."""
+    import sys
+    import threading
+    if _PRELOAD or "arviz" in sys.modules or arviz_major() >= 1:
+        return
+    # catch_warnings is not thread-safe (it swaps the process's filters): a lasting, narrow filter
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+    thread = threading.Thread(target=_import_quietly, name="mcsample-arviz-import", daemon=True)
+    _PRELOAD.append(thread)
+    thread.start()
+
+
+def _import_quietly():
+    try:
+        import arviz  # noqa: F401
+    except Exception:  # noqa: BLE001 - the first foreground use reports it
+        pass
+
+
 def _az():
     """ArviZ, imported on first use: it costs 2-3 s, which `import mcsample` should not pay."""
+    if _PRELOAD:
+        _PRELOAD[0].join()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.2x announces its 1.0 refactor
         import arviz
