@@ -4,6 +4,7 @@ ArviZ's result: ``arviz.InferenceData`` on ArviZ 0.x, ``xarray.DataTree`` on Arv
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import functools
 import os
 import threading
@@ -168,6 +169,7 @@ def _sample(cfg, target, seed_seq, inits, tune, draws, chains, progressbar, exec
             states, ckpt, checkpoint_every):
     chain_seeds = seed_seq.spawn(chains)
     seed = int(seed_seq.entropy)
+    _arviz.preload()  # imported while the chains run, not after them
 
     t0 = time.perf_counter()
     _compile(cfg, target, inits[0], chain_budget)
@@ -252,10 +254,18 @@ def _compile(cfg, target, init, chain_budget):
     """Compile (or load from cache) the family's kernels on a throwaway run (two iterations, or
     one time step of two particles), so that wall_time excludes compilation. A chain starts where
     chain 0 would (or a point chosen the same way), which also surfaces a bad init (GPSS at its
-    origin, say) before any thread runs."""
+    origin, say) before any thread runs. A slice family's search for the bulk is not run (a full
+    CMA-ES search, thrown away): its kernels are compiled on a two-generation search instead."""
+    search = getattr(cfg, "find_bulk", False) is True
+    if search:
+        cfg = dataclasses.replace(cfg, find_bulk=False)
     run = _start(cfg, target, np.random.default_rng(0), init, 1, 2, 0, chain_budget)
     run.advance(0, min(2, run.total))
     run.compile_kernels()
+    if search:
+        from ._core.bulk import cma_constants, find_bulk
+        find_bulk(target.logp_fn, target.kernel_args, run.q, np.random.default_rng(0),
+                  max_evals=2 * cma_constants(target.dim).lam)
 
 
 # -- running chains ----------------------------------------------------------------------------
