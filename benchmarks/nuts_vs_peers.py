@@ -12,7 +12,8 @@ AR(5), d = 7, unconstrained scale), both from the ``targets`` package.
 
 Every sampler runs 4 chains x (1000 warmup + 1000 draws), starts each chain at a uniform(-2, 2)
 point and uses its default NUTS settings (target acceptance 0.8, maximum tree depth 10, diagonal
-metric). Each (sampler, target) pair runs once per seed (1, 2, 3); the table shows the median over
+metric). Each (sampler, target) pair runs once per seed (1, 2, 3), the samplers taking turns seed by
+seed (seed 1 of every sampler, then seed 2, ...); the table shows the median over
 the seeds of each quantity separately (ESS, seconds, ESS/s, ...); the ratios are of those medians.
 
 * ESS: ArviZ bulk ESS of the posterior draws (4 x 1000), the minimum over parameters.
@@ -39,7 +40,8 @@ the seeds of each quantity separately (ESS, seconds, ESS/s, ...); the ratios are
 Samplers
 --------
 * ``mcsample``: ``mc.sample(target, "nuts")``, chains on threads (``min(chains, nproc)``).
-* ``mcsample-grad_diag`` (extra): the same with ``metric="grad_diag"``, nutpie's metric estimator.
+* ``mcsample-stan`` (extra): the same with Stan's windowed warmup (``adaptation="stan", metric="diag"``),
+  the default before issue #16 (``mcsample`` now runs nutpie's warmup, see ``nuts_adaptation.py``).
 * ``nutpie``: ``nutpie.compiled_pyfunc.from_pyfunc`` around the same numba ``logp_grad``; nutpie
   calls this Python function (under the GIL) once per gradient.
 * ``nutpie-cfunc`` (extra): nutpie driving a ``numba.cfunc`` that calls the same numba
@@ -78,7 +80,7 @@ import _report
 CHAINS, TUNE, DRAWS = 4, 1000, 1000
 SEEDS = (1, 2, 3)
 TARGETS = ("gauss100", "arK")
-SAMPLERS = ("mcsample", "mcsample-grad_diag", "nutpie", "nutpie-cfunc", "blackjax-vmap", "blackjax-seq")
+SAMPLERS = ("mcsample", "mcsample-stan", "nutpie", "nutpie-cfunc", "blackjax-vmap", "blackjax-seq")
 BASELINE = "mcsample"
 PACKAGES = ("mcsample", "numba", "numpy", "arviz", "nutpie", "blackjax", "jax", "jaxlib")
 
@@ -229,8 +231,8 @@ def setup_mcsample(problem: Problem, name="mcsample", **settings):
     return run
 
 
-def setup_mcsample_grad_diag(problem: Problem):
-    return setup_mcsample(problem, "mcsample-grad_diag", metric="grad_diag")
+def setup_mcsample_stan(problem: Problem):
+    return setup_mcsample(problem, "mcsample-stan", adaptation="stan", metric="diag")
 
 
 def _uniform_init(dim):
@@ -422,7 +424,7 @@ def setup_blackjax_seq(problem: Problem):
 
 SETUPS = {
     "mcsample": setup_mcsample,
-    "mcsample-grad_diag": setup_mcsample_grad_diag,
+    "mcsample-stan": setup_mcsample_stan,
     "nutpie": setup_nutpie,
     "nutpie-cfunc": setup_nutpie_cfunc,
     "blackjax-vmap": setup_blackjax_vmap,
@@ -494,19 +496,15 @@ def markdown_report(summaries, skipped, machine, versions, seeds) -> str:
 # -- main --------------------------------------------------------------------------------------
 
 
-def benchmark(problem: Problem, sampler: str, seeds, max_wait: float) -> list[Run]:
-    run = SETUPS[sampler](problem)
-    runs = []
-    for seed in seeds:
-        _report.wait_for_quiet(max_wait=max_wait)
-        start = _report.cpu_snapshot()
-        r = run(seed)
-        r.extra["others_load"] = _report.others_load(start, _report.cpu_snapshot())
-        print(f"  {problem.name:9s} {sampler:19s} seed {seed}: ESS {r.ess_bulk_min:7.0f}  "
-              f"{r.wall:7.3f} s  {r.n_grad:8d} grads ({r.n_grad_draws:7d} sampling)  mean err {r.mean_err:.3f}  "
-              f"others' load {_fmt_load(r.extra['others_load'])}", flush=True)
-        runs.append(r)
-    return runs
+def benchmark_once(problem: Problem, sampler: str, run, seed, max_wait: float) -> Run:
+    _report.wait_for_quiet(max_wait=max_wait)
+    start = _report.cpu_snapshot()
+    r = run(seed)
+    r.extra["others_load"] = _report.others_load(start, _report.cpu_snapshot())
+    print(f"  {problem.name:9s} {sampler:19s} seed {seed}: ESS {r.ess_bulk_min:7.0f}  "
+          f"{r.wall:7.3f} s  {r.n_grad:8d} grads ({r.n_grad_draws:7d} sampling)  mean err {r.mean_err:.3f}  "
+          f"others' load {_fmt_load(r.extra['others_load'])}", flush=True)
+    return r
 
 
 def _fmt_load(load) -> str:
@@ -538,12 +536,22 @@ def main(argv=None):
     runs, skipped = [], {}
     for name in args.targets:
         problem = load_problem(name)
+        setups = {}
         for sampler in args.samplers:
             try:
-                runs += benchmark(problem, sampler, args.seeds, args.max_wait)
+                setups[sampler] = SETUPS[sampler](problem)
             except (SkipSampler, ImportError) as why:
                 skipped[f"{sampler} on {name}"] = str(why)
                 print(f"  NOTE: skipping {sampler} on {name}: {why}", flush=True)
+        # seeds outermost: a change in the machine's load hits every sampler alike
+        for seed in args.seeds:
+            for sampler, run in list(setups.items()):
+                try:
+                    runs.append(benchmark_once(problem, sampler, run, seed, args.max_wait))
+                except (SkipSampler, ImportError) as why:
+                    skipped[f"{sampler} on {name}"] = str(why)
+                    print(f"  NOTE: skipping {sampler} on {name}: {why}", flush=True)
+                    del setups[sampler]
 
     groups = {}
     for r in runs:
