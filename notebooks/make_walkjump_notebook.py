@@ -1,0 +1,170 @@
+# Builds and executes notebooks/walk_jump.ipynb: python notebooks/make_walkjump_notebook.py
+# (needs the [notebooks] extra). Walk-jump chains (Saremi, Park & Bach 2024) on 8 Gaussians and
+# two modes in d = 8, with tunnelling plots, against NUTS and ULA at equal evaluations. ~4-6 minutes
+# on 2 cores.
+import os
+import time
+
+import nbformat as nbf
+from nbclient import NotebookClient
+
+nb = nbf.v4.new_notebook()
+md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
+nb.cells = [
+    md("# Walk-jump chains: a chain of log-concave Markov chains\n\n"
+       "Saremi, Park & Bach (2024), *Chain of Log-Concave Markov Chains* (ICLR, arXiv:2305.19473); M = 1 is the "
+       "walk-jump sampler of Saremi & Hyvärinen (2019). Take one draw x of the target and M noisy measurements "
+       "y_m = x + σ ε_m of it. Given y_1..y_m the posterior of x is p(x) N(x; ȳ_m, σ²/m I): only the running mean "
+       "ȳ_m matters, and the *jump* E[x | y_1..y_m] is the denoiser at noise σ/√m. The sampler draws the "
+       "measurements one at a time (OAT): y_m from p(y_m | y_1..y_{m-1}), whose score is "
+       "(E[x | y_1..y_m] − y_m)/σ², by `n_walk` steps of underdamped Langevin (*walk*), and returns the last jump. "
+       "Once σ² ≥ R² − τ² (modes within radius R, each of variance τ²) every one of these conditionals is "
+       "log-concave, so the walks mix even when the target has separated modes; the chain of measurements then "
+       "*tunnels* between modes as ȳ_m settles.\n\n"
+       "Here the denoiser is estimated from the unnormalised target by self-normalised importance sampling with "
+       "proposal N(ȳ_m, σ²/m I) (antithetic pairs), no network and no gradient. Two prices: the output is the law of "
+       "a posterior mean, so each mode's variance shrinks to τ⁴/(τ² + σ²/M) (resolution σ²/M), and the importance "
+       "weights degenerate at small m and with the dimension. When neither `sigma` nor `radius` is given, a pilot "
+       "(bulk searches and a ladder of importance rounds) fits a frame and sets σ² = 2 × the target's "
+       "per-coordinate second moment in it."),
+    code("import time\nimport warnings\nimport numpy as np\nimport pandas as pd\nimport matplotlib.pyplot as plt\n"
+         "import mcsample as mc\nimport targets\nfrom targets import synthetic\nfrom mcsample import _arviz, metrics\n"
+         "from mcsample.samplers import walkjump\nfrom mcsample.samplers.walkjump import WalkJump, trace\n"
+         "from mcsample.testing import models\n\n"
+         "warnings.simplefilter('ignore', mc.ConvergenceWarning)  # NUTS stuck in modes is the point here\n"
+         "plt.rcParams.update({'figure.dpi': 80, 'axes.grid': True, 'grid.alpha': 0.3})\n"
+         "T_START = time.perf_counter()\n"
+         "PER_SAMPLE = 5e4  # evaluations per walk-jump sample (the pilot included); NUTS and ULA get the same total\n"
+         "N = 300           # walk-jump chains (= samples); ULA particles\n\n\n"
+         "def mixture_grad(x, weights, means, var):\n"
+         "    \"\"\"grad log of sum_k w_k N(mu_k, var I), for ULA.\"\"\"\n"
+         "    d2 = ((x[:, None, :] - means[None]) ** 2).sum(-1)\n"
+         "    logr = np.log(weights)[None] - 0.5 * d2 / var\n"
+         "    r = np.exp(logr - logr.max(1, keepdims=True)); r /= r.sum(1, keepdims=True)\n"
+         "    return (r @ means - x) / var\n\n\n"
+         "def ula(weights, means, var, n_steps, step, rng, start_sd):\n"
+         "    x = start_sd * rng.standard_normal((N, means.shape[1])) + means.mean(0)\n"
+         "    for _ in range(n_steps):\n"
+         "        x = x + step * mixture_grad(x, weights, means, var) + np.sqrt(2 * step) * rng.standard_normal(x.shape)\n"
+         "    return x\n\n\n"
+         "def nuts(target, budget, seed=1):\n"
+         "    idata = mc.sample(target, 'nuts', draws=int(budget / 4 / 3), chains=4, seed=seed, progressbar=False,\n"
+         "                      max_evals=budget)\n"
+         "    x = np.asarray(idata['posterior']['x'].values)\n"
+         "    return x, int(idata.attrs['n_logp'] + idata.attrs['n_grad'])\n\n\n"
+         "def mode_index(x, centres):\n"
+         "    return np.argmin(((x[..., None, :] - centres) ** 2).sum(-1), axis=-1)"),
+    md("## 1. The oracles: a Gaussian with the exact denoiser\n\n"
+       "With the exact denoiser of N(0, diag(1, 0.01)) (`mixture=` runs the sampler on a Gaussian mixture's closed-form "
+       "denoiser, no evaluations), σ = 1.5: the jump after m measurements has variance λ²/(λ + σ²/m) (the law of "
+       "E[x | ȳ_m] with ȳ_m ~ N(0, λ + σ²/m)); m = 1 is classic walk-jump. The conditionals' condition number "
+       "falls to 1 one at a time (OAT), while sampling all measurements at once (AAO) gets worse with m."),
+    code("lam, sigma = np.array([1.0, 0.01]), 1.5\n"
+         "gauss = models.gaussian(np.zeros(2), lam).target\n"
+         "run = trace(gauss, WalkJump(mixture=(np.ones(1), np.zeros((1, 2)), lam), sigma=sigma, n_measurements=40), draws=4000, seed=1)\n"
+         "m = np.arange(1, 41)\n"
+         "fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))\n"
+         "for i in range(2):\n"
+         "    axes[0].plot(m, run.jumps[:, :, i].var(0) / lam[i], 'o', ms=3, label=f'measured, coordinate {i} (λ = {lam[i]})')\n"
+         "    axes[0].plot(m, lam[i] / (lam[i] + sigma ** 2 / m), 'k-', lw=0.8)\n"
+         "axes[0].set(xlabel='measurements m', ylabel='Var(jump) / λ', title='λ/(λ + σ²/m) (lines), 4000 chains'); axes[0].legend(fontsize=8)\n"
+         "axes[1].semilogy(m, [walkjump.oat_condition_number(lam, sigma, k) - 1 for k in m], label='OAT')\n"
+         "axes[1].semilogy(m, [walkjump.aao_condition_number(lam, sigma, k) - 1 for k in m], label='AAO')\n"
+         "axes[1].set(xlabel='m', ylabel='κ − 1', title='condition number of the walk target'); axes[1].legend()\n"
+         "plt.show()"),
+    md("## 2. Eight Gaussians on a circle (mog8, d = 2)\n\n"
+       "Radius 10, variance 0.7, equal weights, off the origin. Walk-jump at its defaults with "
+       f"a budget of PER_SAMPLE evaluations per sample (the budget plans M; the pilot picks σ); NUTS (4 chains) and "
+       "ULA (N particles started around the centre of the modes, step 0.1) get the same total number of evaluations "
+       "(a gradient counts as one)."),
+    code("target, ref = targets.get('mog8')\ncentres, weights = ref.extra['mode_centres'], ref.extra['mode_weights']\n"
+         "t0 = time.perf_counter()\n"
+         "wj = trace(target, draws=N, seed=1, max_evals=PER_SAMPLE * N)\n"
+         "budget = int(wj.spent(wj.total)); secs = time.perf_counter() - t0\n"
+         "print(f'walk-jump: sigma = {wj.sigma:.2f} (frame units), M = {wj.total}, n_importance = {wj.n_is}, '\n"
+         "      f'{budget / N:.0f} evaluations per sample, {secs:.0f} s')\n"
+         "x_nuts, n_evals = nuts(target, budget)\n"
+         "x_ula = ula(weights, centres, 0.7, int(budget / N), 0.1, np.random.default_rng(1), 3.0)\n"
+         "rows = []\n"
+         "fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True, sharey=True)\n"
+         "for ax, (name, x) in zip(axes, [('walk-jump', wj.particles), ('NUTS (4 chains)', x_nuts.reshape(-1, 2)), ('ULA', x_ula)]):\n"
+         "    show = x[np.random.default_rng(0).choice(len(x), min(len(x), 3000), replace=False)]\n"
+         "    ax.scatter(show[:, 0], show[:, 1], s=3, alpha=0.4); ax.scatter(centres[:, 0], centres[:, 1], c='r', marker='x')\n"
+         "    w = metrics.mode_weights(x, centres); tv = metrics.total_variation(w, weights)\n"
+         "    ax.set_title(f'{name}: mode-weight TV {tv:.3f}')\n"
+         "    rows.append(dict(target='mog8', sampler=name, evaluations=budget if name != 'NUTS (4 chains)' else n_evals, mode_tv=round(tv, 3)))\n"
+         "plt.show()"),
+    md("**Tunnelling.** Each chain's intermediate jumps E[x | y_1..y_m] (kept with `keep_jumps=True`; `trace` does "
+       "it): early jumps sit between modes (the posterior at noise σ/√m is still spread over several), and the "
+       "nearest mode of a chain's jump changes along m before it settles. Left: eight chains' jump paths; right: "
+       "the fraction of chains whose nearest mode changes between m and m + 1, and the importance ESS of the denoiser."),
+    code("fig, axes = plt.subplots(1, 2, figsize=(12, 4))\n"
+         "for c in range(8):\n"
+         "    axes[0].plot(wj.jumps[c, :, 0], wj.jumps[c, :, 1], '-', lw=0.8, alpha=0.8)\n"
+         "    axes[0].plot(*wj.jumps[c, -1], 'k.', ms=6)\n"
+         "axes[0].scatter(centres[:, 0], centres[:, 1], c='r', marker='x'); axes[0].set_title('jump paths of 8 chains (dot: output)')\n"
+         "modes = mode_index(wj.jumps, centres)\n"
+         "switch = (modes[:, 1:] != modes[:, :-1]).mean(0)\n"
+         "axes[1].plot(np.arange(2, wj.total + 1), switch, label='chains changing nearest mode')\n"
+         "axes[1].set(xlabel='measurement m', ylabel='fraction', title='tunnelling'); axes[1].set_xscale('log')\n"
+         "ax2 = axes[1].twinx(); ax2.semilogy(wj.time, wj.step_stats['importance_ess'], 'C1', label='importance ESS (mean)')\n"
+         "ax2.set_ylabel('ESS', color='C1'); axes[1].legend(loc='upper center')\n"
+         "plt.show()\n"
+         "print('chains that changed mode at least once:', (modes[:, 1:] != modes[:, :-1]).any(1).mean())"),
+    md("## 3. Two modes in d = 8 (weights 2:1, variance 0.05)\n\n"
+       "The SLIPS benchmark's two-modes target: means −2/3·1 and 4/3·1 (distance 5.7), the first mode's weight 2/3. "
+       "Same budget rule."),
+    code("target8, ref8 = synthetic.two_modes(8)\nc8, w8 = ref8.extra['mode_centres'], ref8.extra['mode_weights']\n"
+         "t0 = time.perf_counter()\n"
+         "wj8 = trace(target8, draws=N, seed=1, max_evals=PER_SAMPLE * N)\n"
+         "budget8 = int(wj8.spent(wj8.total))\n"
+         "print(f'walk-jump: sigma = {wj8.sigma:.2f} (frame units), M = {wj8.total}, {budget8 / N:.0f} evaluations per sample, '\n"
+         "      f'{time.perf_counter() - t0:.0f} s')\n"
+         "x_nuts8, n_evals8 = nuts(target8, budget8)\n"
+         "x_ula8 = ula(w8, c8, 0.05, int(budget8 / N), 0.01, np.random.default_rng(1), 1.5)\n"
+         "fig, axes = plt.subplots(1, 2, figsize=(12, 4))\n"
+         "direction = (c8[1] - c8[0]) / np.linalg.norm(c8[1] - c8[0])\n"
+         "for name, x in [('walk-jump', wj8.particles), ('NUTS (4 chains)', x_nuts8.reshape(-1, 8)), ('ULA', x_ula8)]:\n"
+         "    w = metrics.mode_weights(x, c8); tv = metrics.total_variation(w, w8)\n"
+         "    axes[0].hist((x - c8[0]) @ direction, bins=80, density=True, histtype='step', label=f'{name}: weight {w[0]:.3f}')\n"
+         "    rows.append(dict(target='two_modes d=8', sampler=name, evaluations=budget8 if name != 'NUTS (4 chains)' else n_evals8, mode_tv=round(tv, 3)))\n"
+         "axes[0].set(xlabel='position along the line between the modes', title='output (truth: weight 2/3)'); axes[0].legend(fontsize=8)\n"
+         "proj = (wj8.jumps - c8[0]) @ direction\n"
+         "for c in range(20):\n"
+         "    axes[1].plot(wj8.time, proj[c], lw=0.8)\n"
+         "axes[1].set(xlabel='measurement m', ylabel='jump along the line', title='jump paths of 20 chains', xscale='log')\n"
+         "plt.show()\n"
+         "pd.DataFrame(rows)"),
+    md("## 4. Resolution and the importance sampler's limits\n\n"
+       "Within a mode the output's variance is τ⁴/(τ² + σ²/M) in the frame where σ is isotropic, so a small budget "
+       "(small M) blurs less than it shrinks: the modes above are too narrow (the within-mode sd ratios below). The "
+       "denoiser's effective sample size at m = 1 is what fails first with the dimension "
+       "(`benchmarks/results/walkjump.md`: two modes and a Gaussian in d = 2..32)."),
+    code("def within_sd(x, centres, sd):\n"
+         "    k = mode_index(x, centres)\n"
+         "    return np.mean([x[k == j].std(0).mean() / sd for j in range(len(centres)) if (k == j).sum() > 5])\n"
+         "pd.DataFrame([dict(target='mog8', within_mode_sd_ratio=round(within_sd(wj.particles, centres, np.sqrt(0.7)), 2),\n"
+         "                   ess_m1=round(wj.step_stats['importance_ess'][0], 1), ess_last=round(wj.step_stats['importance_ess'][-1], 1)),\n"
+         "              dict(target='two_modes d=8', within_mode_sd_ratio=round(within_sd(wj8.particles, c8, np.sqrt(0.05)), 2),\n"
+         "                   ess_m1=round(wj8.step_stats['importance_ess'][0], 1), ess_last=round(wj8.step_stats['importance_ess'][-1], 1))])"),
+    md("## Summary\n\n"
+       "Read the table of section 3 (fixed seeds, so these numbers are what the cells print). NUTS gets a share of "
+       "the same budget per chain (it stops at its draws, budget / 12 per chain, or its share, whichever comes first: "
+       "the table shows what it spent) and keeps each chain in the mode it starts in: on two modes in d = 8 its "
+       "weights are those of its four starting points (TV 0.33). ULA's particles keep the split of the basins they "
+       "start in: started around the centre of mog8's circle they fall into the eight modes nearly evenly (TV "
+       "0.06, a property of the start, not of mixing), on two modes 0.15. The walk-jump chains tunnel (almost "
+       "every mog8 chain changes its nearest mode along m) and get two modes in d = 8 to TV 0.03; on mog8 at this "
+       "small budget (M = 21) its pilot chose sigma = 14.5 frame units, the denoiser's ESS stayed near 12-15, and "
+       "the result is TV 0.11 with modes 1.6x too wide (noisy final jumps). At 3e5 evaluations per sample "
+       "(M = 130) the same defaults give TV 0.046 on mog8 and 0.017 on two modes "
+       "(`benchmarks/results/walkjump.md`). The prices: posterior-mean shrinkage inside each mode "
+       "(resolution sigma^2/M), (n_walk + 1) x n_importance evaluations per measurement and sample, and "
+       "importance weights that collapse as the dimension grows (ESS at m = 1 about 4 in d = 8, 1-2 from d = 16)."),
+    code("print(f'notebook run time: {time.perf_counter() - T_START:.0f} s')"),
+]
+path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "walk_jump.ipynb")
+t0 = time.time()
+NotebookClient(nb, timeout=1800, kernel_name="python3").execute()
+nbf.write(nb, path)
+print(f"wrote {path} in {time.time() - t0:.0f} s")
