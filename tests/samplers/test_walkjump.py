@@ -194,10 +194,10 @@ def test_gaussian_with_the_pilot_and_estimated_denoisers(estimator, seed_offset)
 
 def test_exact_evaluation_counts_and_budget():
     """Each particle spends M (K + 1) n: K denoiser calls per walk and one jump per measurement;
-    the pilot is counted once per run; a budget plans M and is kept."""
-    x, idata = _sample(_gaussian(), draws=50, n_measurements=4, n_walk=3, n_importance=10, schedule="flat")
+    the pilot is counted once per run (within the budget); a budget plans M and is kept."""
+    x, idata = _sample(_gaussian(), draws=50, n_measurements=4, n_walk=3, n_importance=10, schedule="flat", sigma=1.0)
     np.testing.assert_array_equal(idata["sample_stats"]["n_logp"].values, 4 * 4 * 10)
-    assert idata.attrs["n_logp"] > 50 * 160  # plus the pilot
+    assert idata.attrs["n_logp"] == 50 * 160  # sigma given: no pilot
     budget = 50 * 20000
     _, idata = _sample(_gaussian(), draws=50, max_evals=budget)
     assert idata.attrs["n_logp"] <= budget
@@ -205,7 +205,8 @@ def test_exact_evaluation_counts_and_budget():
     assert m >= walkjump.MIN_MEASUREMENTS
     np.testing.assert_array_equal(idata["sample_stats"]["n_logp"].values,
                                   9 * idata["step_stats"]["n_importance"].values[0].sum())
-    _, idata = _sample(_gaussian(), draws=50, n_measurements=9, n_walk=2, n_importance=30, schedule="decreasing")
+    _, idata = _sample(_gaussian(), draws=50, n_measurements=9, n_walk=2, n_importance=30, schedule="decreasing",
+                       sigma=1.0)
     n_m = idata["step_stats"]["n_importance"].values[0]
     assert np.all(np.diff(n_m) <= 0) and n_m.sum() <= 9 * 30 and n_m[0] == 2 * (int(30 * 9 / np.sum(np.arange(1, 10) ** -0.5)) // 2)
     np.testing.assert_array_equal(idata["sample_stats"]["n_logp"].values, 3 * n_m.sum())
