@@ -47,7 +47,7 @@ def make_metric(inv_metric) -> Metric:
                   np.ascontiguousarray(chol))
 
 
-@_inline
+@_jit
 def dot(a, b):
     s = 0.0
     for i in range(a.size):
@@ -89,7 +89,7 @@ def velocity(metric, p, v):
         v[i] = s
 
 
-@_inline
+@_jit
 def leapfrog(logp_grad, args, q, p, g, v, step, metric):
     """One velocity-Verlet step of size ``step`` (negative integrates backwards), in place.
 
@@ -111,7 +111,7 @@ def leapfrog(logp_grad, args, q, p, g, v, step, metric):
     return lp
 
 
-@_inline
+@_jit
 def hamiltonian(lp, p, v):
     """H = -log p + p.v/2, with NaN mapped to +inf so that it counts as a divergence."""
     h = -lp + 0.5 * dot(p, v)

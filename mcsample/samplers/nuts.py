@@ -215,26 +215,26 @@ def new_metric_window(kind: int, dim: int) -> MetricWindow:
 # -- one transition ----------------------------------------------------------------------------
 
 
-@_inline
+@_jit
 def _no_u_turn(v_minus, v_plus, rho):
     """Stan's criterion: the span keeps going while both end velocities point along rho."""
     return dot(v_minus, rho) > 0.0 and dot(v_plus, rho) > 0.0
 
 
-@_inline
+@_jit
 def _no_u_turn_extended(v_minus, v_plus, rho, p_extra, tmp):
     for i in range(rho.size):
         tmp[i] = rho[i] + p_extra[i]
     return _no_u_turn(v_minus, v_plus, tmp)
 
 
-@_inline
+@_jit
 def _copy(dst, src):
     for i in range(src.size):
         dst[i] = src[i]
 
 
-@_inline
+@_jit
 def _copy_end(dst, src):
     _copy(dst.q, src.q)
     _copy(dst.p, src.p)
@@ -242,7 +242,7 @@ def _copy_end(dst, src):
     _copy(dst.v, src.v)
 
 
-@_inline
+@_jit
 def _logaddexp(a, b):
     if a == -np.inf:
         return b
