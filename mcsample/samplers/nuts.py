@@ -29,6 +29,9 @@ from ._base import SamplerSettings, WindowedChain
 _jit = numba.njit(cache=True, nogil=True)
 # Inlined at numba-IR level into its one caller: a call costs an atomic reference count on every
 # array it is passed, and the workspace holds ~30 (NUTS on arK ran ~2.5% slower as a call).
+# Inlining the per-leaf helpers too (leapfrog, dot, the U-turn checks, copies) cut the sampler's
+# own work per gradient on gauss100 by ~15% but doubled the compile time for new data types
+# (64 -> 135 s on a loaded machine), so they stay calls.
 _inline = numba.njit(cache=True, nogil=True, inline="always")
 
 METRICS = ("diag", "dense", "grad_diag")
@@ -39,8 +42,9 @@ ADAPTATIONS = ("stan", "nutpie")
 class NUTS(SamplerSettings):
     """Settings for multinomial NUTS (Hoffman & Gelman 2014, JMLR 15). The transition and the
     step-size constants are Stan's; the default warmup is nutpie's (Seyboldt, Carlson & Carpenter,
-    arXiv:2603.18845): over the posteriordb set it reached 0.8-4.5x the effective samples per
-    gradient of Stan's windowed warmup (median 1.2x; benchmarks/results/nuts_adaptation.md).
+    arXiv:2603.18845): over ten posteriordb posteriors and two Gaussians it reached 0.81-4.5x the
+    effective samples per gradient of Stan's windowed warmup (median 1.13x; losses on mesquite and
+    logistic_breast_cancer; benchmarks/results/nuts_adaptation.md).
     ``adaptation="stan", metric="diag"`` is Stan's warmup.
 
     max_depth : trees have at most 2^max_depth - 1 leapfrog steps.
