@@ -481,6 +481,12 @@ def _cld_times(lam: np.ndarray, friction: float) -> np.ndarray:
     return r * friction / 2.0
 
 
+def cdiff_total_cost(settings: MultCDiff, n_steps: int) -> int:
+    """Gradients per particle of an L-iteration run (``cdiff_cost`` summed, without the grid)."""
+    n_final = int(round(settings.final_fraction * n_steps))
+    return settings.stages * (n_steps - n_final) + n_final + (1 if n_final else 0)
+
+
 def cdiff_cost(settings: MultCDiff, plan: dict) -> np.ndarray:
     cost = np.full(plan["n_rev"] + plan["n_final"], settings.stages, dtype=np.int64)
     if plan["n_final"]:
@@ -611,8 +617,7 @@ class MultCDiffRun(_MultiscaleRun):
     def __init__(self, settings: MultCDiff, target, rng, draws, budget_per_particle):
         n_steps = settings.n_steps
         if budget_per_particle is not None:
-            n_steps = steps_for_budget("multcdiff", lambda L: int(cdiff_cost(settings, cdiff_plan(settings, L)).sum()),
-                                       budget_per_particle)
+            n_steps = steps_for_budget("multcdiff", lambda L: cdiff_total_cost(settings, L), budget_per_particle)
         self._common(settings, target, rng, draws, n_steps)
         self.plan = cdiff_plan(settings, n_steps)
         d = target.dim

@@ -16,7 +16,8 @@ from mcsample import Target
 from mcsample._core.diffusion import cld_conditional
 from mcsample._core.skrock import skrock_coefficients, skrock_step
 from mcsample.samplers.multiscale import (MultALMC, MultALMCRun, MultCDiff, _fast_pull, _slow_drift,
-                                          cld_scaled_precisions, multalmc_cost, multalmc_plan)
+                                          cdiff_total_cost, cld_scaled_precisions, multalmc_cost,
+                                          multalmc_plan)
 from mcsample.testing import models
 
 MU, VAR = 2.0, 0.3
@@ -199,6 +200,8 @@ def test_gradient_counts_are_exact(cfg):
     np.testing.assert_array_equal(run.n_grad, counter[1] // 7)
     if isinstance(cfg, MultALMC):
         assert counter[1] == 7 * multalmc_cost(cfg, multalmc_plan(cfg, 300)).sum()
+    else:
+        assert counter[1] == 7 * cdiff_total_cost(cfg, 300)
 
 
 def test_budget_sets_the_iterations(gauss):
