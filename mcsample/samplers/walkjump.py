@@ -57,6 +57,7 @@ lie above the threshold. Its evaluations are counted (``attrs["n_logp"]``).
 from __future__ import annotations
 
 import warnings
+from collections import namedtuple
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -77,6 +78,9 @@ WALKS = ("ulmc", "ula")
 # that size shrinks (not below _SMALLEST_IMPORTANCE) before M does: M sets the resolution
 # sigma^2 / M, the sample size only the denoiser's noise.
 MIN_MEASUREMENTS, _SMALLEST_IMPORTANCE = 16, 32
+# With a budget, the pilot takes at most this share of a run's budget (``WalkJump.pilot_sizes``).
+_PILOT_SHARE, _LADDER_RUNGS = 0.25, 8
+PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "ladder"])
 _ESS_WARN = 5.0
 
 
@@ -174,18 +178,35 @@ class WalkJump(ParticleSettings):
         """Evaluations per particle and measurement: n_walk denoiser calls and one jump."""
         return (self.n_walk + 1) * (self.n_importance if n_importance is None else n_importance)
 
-    def pilot_allowance(self, dim: int) -> int:
-        """An upper bound on the pilot's evaluations (searches, pooled importance round, ladder)."""
+    def pilot_sizes(self, dim: int, budget_per_run: float | None = None) -> PilotSizes:
+        """The pilot's sizes: ``n_searches`` bulk searches of at most 2000 + 500 d evaluations,
+        the pooled importance round's 200 d + 1000 and the ladder's 4000 a rung; with a budget,
+        all scaled down so that the pilot costs at most a quarter of the run's budget (each at
+        least what makes it work: one search of 10 CMA-ES generations, 50 and 100 draws)."""
+        full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, 4000)
+        cap = None if budget_per_run is None else _PILOT_SHARE * budget_per_run
+        if cap is None or self._allowance(full) <= cap:
+            return full
+        f = cap / self._allowance(full)
+        lam = 4 + int(3 * np.log(dim))
+        return PilotSizes(max(1, int(full.searches * f)), max(10 * lam, int(full.search_evals * f)),
+                          max(50, int(full.pooled * f)), max(100, int(full.ladder * f)))
+
+    def _allowance(self, sizes: PilotSizes) -> int:
         if self.sigma is not None or self.radius is not None or self.mixture is not None:
             return 0
-        return self.n_searches * (2000 + 500 * dim) + 200 * dim + 1000 + 8 * 4000
+        return sizes.searches * sizes.search_evals + sizes.pooled + _LADDER_RUNGS * sizes.ladder
+
+    def pilot_allowance(self, dim: int, budget_per_run: float | None = None) -> int:
+        """An upper bound on the pilot's evaluations (searches, pooled importance round, ladder)."""
+        return self._allowance(self.pilot_sizes(dim, budget_per_run))
 
     def draws_for_budget(self, budget_per_run: float, dim: int) -> int:
         """Particles for a run of ``budget_per_run`` evaluations (``mc.compare``): each gets the
         default M's worth, between 20 and ``default_draws``; a budget that cannot pay 20 particles
         ``MIN_MEASUREMENTS`` measurements at the smallest sample size gets fewer (at least 4): few
         particles are only noisy, few measurements biased (resolution sigma^2 / M)."""
-        usable = budget_per_run - self.pilot_allowance(dim)
+        usable = budget_per_run - self.pilot_allowance(dim, budget_per_run)
         draws = int(np.clip(usable // (self.n_measurements * self.measurement_cost()), 20, self.default_draws))
         smallest = MIN_MEASUREMENTS * self.measurement_cost(_SMALLEST_IMPORTANCE)
         if usable < draws * smallest:
@@ -377,11 +398,12 @@ class WalkJumpRun(ParticleRun):
             raise ValueError("walk_jump estimator='gradient' needs the target's gradient; the target has none "
                              "(use estimator='is', gradient-free)")
         n_meas, self.n_is = s.n_measurements, s.n_importance
+        sizes = s.pilot_sizes(d, None if budget_per_particle is None else budget_per_particle * draws)
         if budget_per_particle is not None:
-            n_meas, self.n_is = s.plan_for_budget(budget_per_particle - s.pilot_allowance(d) / draws)
+            n_meas, self.n_is = s.plan_for_budget(budget_per_particle - s._allowance(sizes) / draws)
         self.n_is_m = importance_sizes(self.n_is, n_meas, s.schedule, s.antithetic)
         super().__init__(s, target, rng, 0, draws, n_meas)
-        self.frame, self.sigma, self.spread, pilot_evals = self._pilot(s, target, rng, init)
+        self.frame, self.sigma, self.spread, pilot_evals = self._pilot(s, target, rng, init, sizes)
         self.extra_logp += pilot_evals
         self.time = np.arange(1, n_meas + 1, dtype=np.float64)
         self.ys = np.zeros((draws, d))
@@ -406,7 +428,7 @@ class WalkJumpRun(ParticleRun):
     # -- the pilot
 
     @staticmethod
-    def _pilot(s: WalkJump, target, rng, init):
+    def _pilot(s: WalkJump, target, rng, init, sizes: PilotSizes):
         """(frame, sigma in its units, per-coordinate second moment there, evaluations)."""
         d = target.dim
         if s.mixture is not None:
@@ -421,9 +443,10 @@ class WalkJumpRun(ParticleRun):
         search = s.standardise == "search" or (s.standardise == "auto" and not given)
         n_evals = 0
         if search:
-            starts = (np.tile(np.asarray(init, float), (s.n_searches, 1)) if init is not None
-                      else rng.uniform(-2.0, 2.0, (s.n_searches, d)))
-            mean, cov, n_evals = pooled_bulk(target.logp_fn, target.kernel_args, starts, rng)
+            starts = (np.tile(np.asarray(init, float), (sizes.searches, 1)) if init is not None
+                      else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
+            mean, cov, n_evals = pooled_bulk(target.logp_fn, target.kernel_args, starts, rng, n_importance=sizes.pooled,
+                                             max_evals=sizes.search_evals)
             vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
             cov = (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
             frame = dense_frame(mean, np.linalg.cholesky(cov))
@@ -432,7 +455,8 @@ class WalkJumpRun(ParticleRun):
         if given:  # in the target's coordinates (or the frame's, if asked to search as well)
             sigma = s.sigma if s.sigma is not None else np.sqrt(s.radius ** 2 - s.tau ** 2)
             return frame, float(sigma), float(sigma) ** 2, n_evals
-        spread, n = covering_variance(target.logp_fn, target.kernel_args, frame, rng)
+        spread, n = covering_variance(target.logp_fn, target.kernel_args, frame, rng, n=sizes.ladder,
+                                      max_rungs=_LADDER_RUNGS)
         return frame, float(np.sqrt(s.sigma_scale * spread)), float(spread), n_evals + n
 
     # -- one measurement

@@ -211,8 +211,13 @@ def test_exact_evaluation_counts_and_budget():
     n_m = idata["step_stats"]["n_importance"].values[0]
     assert np.all(np.diff(n_m) <= 0) and n_m.sum() <= 9 * 30 and n_m[0] == 2 * (int(30 * 9 / np.sum(np.arange(1, 10) ** -0.5)) // 2)
     np.testing.assert_array_equal(idata["sample_stats"]["n_logp"].values, 3 * n_m.sum())
-    with pytest.raises(ValueError, match="pays for no measurement"):  # < 9 x 32 a particle after the pilot
-        _sample(_gaussian(), draws=50, max_evals=50 * 200 + WalkJump().pilot_allowance(3))
+    with pytest.raises(ValueError, match="pays for no measurement"):  # < 9 x 32 a particle
+        _sample(_gaussian(), draws=50, max_evals=50 * 200, sigma=1.0)
+    # mc.compare's default 2e5 over 4 chains: the pilot shrinks to a quarter of a run's budget
+    draws = WalkJump().draws_for_budget(5e4, 3)
+    assert WalkJump().pilot_allowance(3, 5e4) <= 0.25 * 5e4 < WalkJump().pilot_allowance(3)
+    _, idata = _sample(_gaussian(), draws=draws, max_evals=5e4)
+    assert 4 <= draws and idata.attrs["n_logp"] <= 5e4 and idata.attrs["n_steps"] >= walkjump.MIN_MEASUREMENTS
 
 
 def test_a_constant_added_to_the_log_density_changes_nothing():
