@@ -96,7 +96,7 @@ def slow_gauss_grad(x, mean, scale, reps):
 def test_a_killed_worker_changes_nothing(client, tmp_path):
     slow = mc.Target(slow_gauss, 3, logp_grad=slow_gauss_grad,
                      args=(np.array([1.0, -1.0, 0.0]), np.array([1.0, 2.0, 0.5]), 3000), name="slow")
-    kw = dict(draws=300, tune=200, chains=4, seed=3, progressbar=False)
+    kw = dict(draws=600, tune=200, chains=4, seed=3, progressbar=False)
     threads = mc.sample(slow, "nuts", **kw)
     out = {}
     path = tmp_path / "run.nc"
@@ -106,7 +106,12 @@ def test_a_killed_worker_changes_nothing(client, tmp_path):
     deadline = time.monotonic() + 120
     while not path.exists() and time.monotonic() < deadline:  # some segments are done, others running
         time.sleep(0.1)
-    victim = next(w for w, tasks in client.processing().items() if tasks)  # a worker mid-segment
+    victim = None
+    while victim is None and runner.is_alive() and time.monotonic() < deadline:  # a worker mid-segment
+        busy = [w for w, tasks in client.processing().items() if tasks]
+        victim = busy[0] if busy else None
+        time.sleep(0.02)
+    assert victim is not None, "the run ended before a worker could be killed"
     pid = client.run(os.getpid, workers=[victim])[victim]
     os.kill(pid, signal.SIGKILL)
     runner.join(300)
