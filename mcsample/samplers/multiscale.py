@@ -59,6 +59,7 @@ high barriers are not recovered. The paper's benchmarks have equal weights.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -549,6 +550,16 @@ def chol2(q):
 # -- runs ----------------------------------------------------------------------------------------
 
 
+def _warn_if_diverged(run):
+    """Warn when particles ended non-finite or far out: the fast step left SK-ROCK's stability
+    region somewhere (measured on the funnel at the paper's preset, whose curvature is unbounded)."""
+    bad = ~np.all(np.isfinite(run.xs), axis=1) | (np.abs(run.xs).max(axis=1, initial=0.0) > 1e6)
+    if bad.any():
+        warnings.warn(f"{run.settings.name}: {int(bad.sum())} of {bad.size} particles diverged (non-finite or beyond "
+                      "1e6): the fast step h / eps is outside SK-ROCK's stability bound somewhere on the path; "
+                      "lower step_size or raise eps (MultALMC.fast_stiffness)", RuntimeWarning, stacklevel=2)
+
+
 class _MultiscaleRun(ParticleRun):
     step_stat_dtypes: ClassVar[dict] = {"lambda": np.float64, "friction": np.float64, "drift_norm": np.float64,
                                         "regime": np.int8}
@@ -611,6 +622,7 @@ class MultALMCRun(_MultiscaleRun):
         self.step_stats["drift_norm"][start:stop] = self.norms[start:stop]
         if stop == self.total:
             self.particles[:] = self.xs
+            _warn_if_diverged(self)
 
 
 class MultCDiffRun(_MultiscaleRun):
@@ -683,3 +695,4 @@ class MultCDiffRun(_MultiscaleRun):
         self.step_stats["drift_norm"][start:stop] = self.norms[start:stop]
         if stop == self.total:
             self.particles[:] = self.xs
+            _warn_if_diverged(self)

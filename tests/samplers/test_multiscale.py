@@ -184,6 +184,7 @@ def _counting_logp_grad(x, counter):
     return -0.5 * (x[0] - 2.0) ** 2 / 0.3, -(x - 2.0) / 0.3
 
 
+@pytest.mark.filterwarnings("ignore:.*diverged")  # 300 iterations are too few for MultCDiff; only counts matter
 @pytest.mark.parametrize("cfg", [MultALMC(n_steps=300), MultALMC(n_steps=300, underdamped=False),
                                  MultALMC(n_steps=300, schedule="cosine", noise="student"), MultCDiff(n_steps=300)])
 def test_gradient_counts_are_exact(cfg):
@@ -255,3 +256,11 @@ def test_gaussian_end_to_end_oracle(gauss, cfg):
     idata = mc.sample(gauss.target, cfg, draws=6000, chains=2, seed=21, progressbar=False)
     mean, var, _ = _moments(idata)
     assert abs(mean - MU) < 0.02 and abs(var / VAR - 1) < 0.05, (mean, var)
+
+
+def test_diverging_particles_warn():
+    """A fast step far outside SK-ROCK's stability bound (curvature 1e4 at lambda_delta = 0.01:
+    (h / eps) Lip ~ 5e5) blows particles up; the run says so instead of returning them silently."""
+    stiff = models.gaussian(np.zeros(1), np.full(1, 1e-4)).target
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        mc.sample(stiff, MultALMC(n_steps=200, eps=0.01), draws=4, chains=1, seed=1, progressbar=False)
