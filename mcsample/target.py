@@ -89,10 +89,10 @@ _GUARD_CACHE = {}  # (user function, signature, kind) -> cfunc: one compile per 
 
 
 def _guarded_cfunc(user, signature, kind):
-    if kind == "logp_grad" and _returns_contiguous_float64(user, signature):
-        kind = "logp_grad_view"
     key = (user, signature, kind)
     if key not in _GUARD_CACHE:
+        if kind == "logp_grad" and _returns_contiguous_float64(user, signature):
+            kind = "logp_grad_view"
         n_args = len(signature.args) - 1
         guarded = _guard_from_file(user, kind, n_args)
         cache = guarded is not None

@@ -70,6 +70,7 @@ from .._core.diffusion import (SCHEDULES, cld_mass, cld_transition, exponential_
                                linear_sde_transition, path_schedule)
 from .._core.langevin import a_step, b_step, o_step, obabo_step, ula_chain_step, ula_step
 from .._core.skrock import skrock_coefficients, skrock_step, stability_bound
+from .._core.slice import norm
 from ._base import ParticleRun, ParticleSettings
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -131,6 +132,13 @@ class _MultiscaleSettings(ParticleSettings):
             raise ValueError(f"lambda_delta must be in (0, 0.5), got {self.lambda_delta}")
         skrock_coefficients(self.stages, self.damping)  # raises on bad stages / damping
 
+    @staticmethod
+    def _table8_row(target_name: str):
+        """(schedule, eps, friction, h) of the paper's Table 8 (KeyError names the known targets)."""
+        if target_name not in TABLE8:
+            raise KeyError(f"no Table 8 preset for {target_name!r}; presets: {', '.join(sorted(TABLE8))}")
+        return TABLE8[target_name]
+
     def fast_stiffness(self, lipschitz: float = 1.0) -> float:
         """(h / eps) Lip(f) at lambda_delta for a target whose log-density gradient has Lipschitz
         constant ``lipschitz``, against SK-ROCK's bound ``stability_bound(stages)``."""
@@ -177,9 +185,7 @@ class MultALMC(_MultiscaleSettings):
     @classmethod
     def preset(cls, target_name: str, **overrides) -> "MultALMC":
         """The paper's Table 8 settings for a catalogue target (KeyError names the known ones)."""
-        if target_name not in TABLE8:
-            raise KeyError(f"no Table 8 preset for {target_name!r}; presets: {', '.join(sorted(TABLE8))}")
-        sched, eps, fric, h = TABLE8[target_name]
+        sched, eps, fric, h = cls._table8_row(target_name)
         kw = dict(schedule=sched, eps=eps, friction=fric, step_size=h)
         if target_name.startswith("mos"):
             kw["noise"] = "student"
@@ -220,9 +226,7 @@ class MultCDiff(_MultiscaleSettings):
 
     @classmethod
     def preset(cls, target_name: str, **overrides) -> "MultCDiff":
-        if target_name not in TABLE8:
-            raise KeyError(f"no Table 8 preset for {target_name!r}; presets: {', '.join(sorted(TABLE8))}")
-        _, eps, fric, h = TABLE8[target_name]
+        _, eps, fric, h = cls._table8_row(target_name)
         return cls(**(dict(eps=eps, friction=fric, step_size=h) | overrides))
 
     def validate(self, dim: int) -> None:
@@ -281,14 +285,6 @@ def _slow_drift(logp_grad, args, lam, x, y, target_form, fresh, noise_kind, alph
 
 
 @_jit
-def _norm(v):
-    s = 0.0
-    for i in range(v.size):
-        s += v[i] * v[i]
-    return np.sqrt(s)
-
-
-@_jit
 def langevin_phase_chunk(logp_grad, args, rng, xs, vs, gs, n_rows, h, frictions, inv_mass, underdamped, cache,
                          n_grad, out_norm):
     """``n_rows`` iterations of plain Langevin on the target (OBABO, or ULA) for every particle.
@@ -306,7 +302,7 @@ def langevin_phase_chunk(logp_grad, args, rng, xs, vs, gs, n_rows, h, frictions,
             else:
                 ula_chain_step(logp_grad, args, rng, xs[p], gs[p], h)
             n_grad[p] += 1
-            total += _norm(gs[p])
+            total += norm(gs[p])
         fresh = False
         cache[0] = 2.0
         out_norm[r] = total / xs.shape[0]
@@ -353,7 +349,7 @@ def multalmc_chunk(logp_grad, args, rng, xs, vs, ys, gys, lam_c, lam_n, friction
                 b_step(v, force, 0.5 * h)
                 o_step(rng, v, frictions[r], inv_mass, 0.5 * h)
             n_grad[p] += ng
-            total += _norm(force)
+            total += norm(force)
         cache[0] = ln if (underdamped and target_n) else -1.0
         out_norm[r] = total / n
 
@@ -375,7 +371,7 @@ def multcdiff_ou_chunk(logp_grad, args, rng, xs, ys, a_now, var_now, a_next, var
             x, y = xs[p], ys[p]
             for i in range(d):
                 score[i] = (y[i] - x[i]) / var
-            total += _norm(score)
+            total += norm(score)
             exponential_integrator_step(rng, x, score, eta, 2.0)
             n_grad[p] += skrock_step(logp_grad, args, rng, y, eta / eps, mu, nu, kappa, x, k, 0.0, beta, beta,
                                      work[:5])
@@ -410,7 +406,7 @@ def multcdiff_cld_chunk(logp_grad, args, rng, xs, vs, ys, trans, chols, forcing,
             for i in range(d):
                 v[i] += etas[r] * forcing[r] * y[i]
                 centre[i] = mix_x[r] * x[i] + mix_v[r] * v[i]
-            total += abs(forcing[r]) * _norm(y)
+            total += abs(forcing[r]) * norm(y)
             n_grad[p] += skrock_step(logp_grad, args, rng, y, etas[r] / eps, mu, nu, kappa, centre, pull[r], 0.0,
                                      scale[r], scale[r], work[:5])
             _linear_half(rng, x, v, trans[r], chols[r])
