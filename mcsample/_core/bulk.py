@@ -152,6 +152,14 @@ def pooled_bulk(logp, args, starts, rng, n_importance=None, **search):
     the weighted moments are consistent, and for a multimodal target they span the modes the
     searches found. In high dimension the weights degenerate (a 2x wider Gaussian proposal keeps
     an ESS fraction of 0.87^d) and the mixture's own moments are returned."""
+    mean, cov, n_evals, _ = pooled_bulk_and_searches(logp, args, starts, rng, n_importance, **search)
+    return mean, cov, n_evals
+
+
+def pooled_bulk_and_searches(logp, args, starts, rng, n_importance=None, **search):
+    """``pooled_bulk``'s (mean, cov, evaluations) and the :class:`Bulk` of each search that found a
+    finite ELBO: their covariances are the within-mode scales that the pooled covariance, which
+    spans the modes, hides (rdMC sets its early-stopping time from them)."""
     bulks = [find_bulk(logp, args, x0, rng, **search) for x0 in np.atleast_2d(starts)]
     found = [b for b in bulks if np.isfinite(b.elbo)]
     n_evals = sum(b.n_evals for b in bulks)
@@ -179,7 +187,7 @@ def pooled_bulk(logp, args, starts, rng, n_importance=None, **search):
             mean = w @ xs
             centred = xs - mean
             cov = (centred * w[:, None]).T @ centred
-    return mean, cov, n_evals
+    return mean, cov, n_evals, found
 
 
 def _log_normal(xs, mean, chol):

@@ -82,3 +82,29 @@ def test_a_support_boundary_is_respected():
     rng = np.random.default_rng(0)
     bulk = find_bulk(target.logp_fn, target.kernel_args, np.full(3, 0.5), rng)
     assert np.all(bulk.point > 0) and np.isfinite(bulk.elbo)
+
+
+@numba.njit
+def two_bumps_logp(x):
+    """N(-5 e_1, 0.1^2 I) + N(5 e_1, 0.1^2 I) in d = 2."""
+    a = -0.5 * ((x[0] + 5.0) ** 2 + x[1] ** 2) / 0.01
+    b = -0.5 * ((x[0] - 5.0) ** 2 + x[1] ** 2) / 0.01
+    m = max(a, b)
+    return m + np.log(np.exp(a - m) + np.exp(b - m))
+
+
+def test_pooled_bulk_and_searches_returns_the_pooled_moments_and_each_searchs_mode():
+    """The pooled covariance spans both bumps (variance ~25 along x_1); each search's covariance is
+    its bump's (variance 0.01; the searches' are rough: 0.6-6x here, so the bar is 10x either way),
+    not the pair's; and pooled_bulk returns
+    the same moments from the same generator state."""
+    from mcsample._core.bulk import pooled_bulk, pooled_bulk_and_searches
+    starts = np.array([[-4.0, 0.0], [4.0, 0.0], [-6.0, 1.0], [6.0, -1.0]])
+    mean, cov, n, found = pooled_bulk_and_searches(two_bumps_logp, (), starts, np.random.default_rng(3))
+    assert len(found) == 4 and 15.0 < cov[0, 0] < 40.0
+    for b in found:
+        assert 0.001 < np.linalg.eigvalsh(b.cov).max() < 0.1 and abs(abs(b.mean[0]) - 5.0) < 0.2
+    mean2, cov2, n2 = pooled_bulk(two_bumps_logp, (), starts, np.random.default_rng(3))
+    np.testing.assert_array_equal(mean, mean2)
+    np.testing.assert_array_equal(cov, cov2)
+    assert n == n2
