@@ -9,7 +9,8 @@ little at every call, nanoseconds per call of:
 * cfunc: a plain ``numba.cfunc`` of the user's function, called through its function pointer
   as the kernels call the target (no try/except, no checks);
 * guarded: the target's ``logp_fn`` / ``logp_grad_fn``, what the kernels really call (try/except,
-  gradient length check; a float64[::1] gradient is passed on without a copy).
+  gradient length check; a float64[::1] gradient is passed on without a copy), with the erased
+  data: it rebuilds the data arrays from their address at every call.
 
 Repetitions are interleaved (bare, cfunc, guarded, bare, ...) so that the machine's load hits each
 alike; the table gives medians and guarded / bare with its range over repetitions. Results:
@@ -58,12 +59,19 @@ def ns_per_call(loop, f, args, x, n):
 
 
 def contenders(target):
+    """(function, data) per contender: the bare function and the plain cfunc take the data as they
+    are; the guard takes the erased ``kernel_args`` (an address) and rebuilds them per call."""
+    from numba import types
     lp, lg = target._logp_user, target._logp_grad_user
+    data_types = tuple(numba.typeof(a) for a in target.args)
+    lp_sig = types.float64(types.float64[::1], *data_types)
+    lg_sig = types.Tuple((types.float64, types.float64[::1]))(types.float64[::1], *data_types)
+    data, erased = target.args, target.kernel_args
     return {
-        "logp": (_loop_logp, {"bare": lp, "cfunc": numba.cfunc(target._lp_sig)(lp.py_func),
-                              "guarded": target.logp_fn}),
-        "logp_grad": (_loop_logp_grad, {"bare": lg, "cfunc": numba.cfunc(target._lg_sig)(lg.py_func),
-                                        "guarded": target.logp_grad_fn}),
+        "logp": (_loop_logp, {"bare": (lp, data), "cfunc": (numba.cfunc(lp_sig)(lp.py_func), data),
+                              "guarded": (target.logp_fn, erased)}),
+        "logp_grad": (_loop_logp_grad, {"bare": (lg, data), "cfunc": (numba.cfunc(lg_sig)(lg.py_func), data),
+                                        "guarded": (target.logp_grad_fn, erased)}),
     }
 
 
@@ -82,8 +90,8 @@ def main(argv=None):
         for what, (loop, fns) in contenders(target).items():
             times = {k: [] for k in fns}
             for _ in range(args.reps):
-                for k, f in fns.items():
-                    times[k].append(ns_per_call(loop, f, target.kernel_args, x0.copy(), args.calls))
+                for k, (f, data) in fns.items():
+                    times[k].append(ns_per_call(loop, f, data, x0.copy(), args.calls))
             ratio = [g / b for g, b in zip(times["guarded"], times["bare"])]
             ratio_cf = [g / c for g, c in zip(times["guarded"], times["cfunc"])]
             results[f"{name}/{what}"] = {"ns": times, "guarded_over_bare": ratio, "guarded_over_cfunc": ratio_cf}

@@ -1,15 +1,17 @@
 """The user's log-density, validated once and compiled to a stable function type.
 
 Kernels never see the user's numba dispatcher: a cached kernel that takes a dispatcher is typed
-by the dispatcher's identity and recompiles in every new process. Instead the user's functions
-are compiled into ``numba.cfunc`` objects with fixed signatures
+by the dispatcher's identity and recompiles in every new process. Nor do they see the types of
+the user's data. The user's functions are wrapped in ``numba.cfunc`` guards of the fixed types
 
-    logp:      float64(float64[::1] x, *data)
-    logp_grad: Tuple(float64, float64[::1])(float64[::1] x, *data)
+    logp:      float64(float64[::1] x, int64 data address)
+    logp_grad: Tuple(float64, float64[::1])(float64[::1] x, int64 data address)
 
-which numba types as first-class ``FunctionType``s. A kernel is therefore compiled once per
-signature (the types of the data, not their values) and served from the on-disk cache to every
-target and process with the same data types.
+which numba types as first-class ``FunctionType``s, and kernels call ``fn(x, *kernel_args)``
+with ``kernel_args == (address,)``. A kernel is therefore compiled once per machine and served
+from the on-disk cache to every target and process; only the small guard, which rebuilds the
+data arrays from the address and calls the user's function, is compiled per data signature
+(see "type erasure" below).
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numba
+import numba.extending
+import numba.np.numpy_support
 import numpy as np
 from numba import types
 from numba.core.registry import CPUDispatcher
@@ -35,6 +40,11 @@ _MAX_TEST_POINTS = 100
 
 @numba.njit(cache=True)
 def _call_logp_grad(fn, x, args):
+    return fn(x, *args)
+
+
+@numba.njit(cache=True)
+def _call_logp(fn, x, args):
     return fn(x, *args)
 
 
@@ -55,14 +65,14 @@ _GUARDS = {
     "logp": """
 def guarded(x{params}):
     try:
-        return float(user(x{params}))
+{prelude}        return float(user(x{call}))
     except Exception:
         return np.nan
 """,
     "logp_grad": """
 def guarded(x{params}):
     try:
-        lp, g = user(x{params})
+{prelude}        lp, g = user(x{call})
         if g.size != x.size:
             return np.nan, np.full(x.size, np.nan)
         out = np.empty(x.size)  # any dtype or layout the user returns, as float64[::1]
@@ -75,7 +85,7 @@ def guarded(x{params}):
     "logp_grad_view": """
 def guarded(x{params}):
     try:
-        lp, g = user(x{params})
+{prelude}        lp, g = user(x{call})
         if g.size != x.size:
             return np.nan, np.full(x.size, np.nan)
         return float(lp), g
@@ -85,29 +95,131 @@ def guarded(x{params}):
 }
 
 
-_GUARD_CACHE = {}  # (user function, signature, kind) -> cfunc: one compile per process
+# -- type erasure ------------------------------------------------------------------------------
+#
+# Kernels are typed by the function type of the cfunc they call and by the type of the data tuple
+# they pass on. Were those the user's data types, every new data signature would recompile every
+# kernel (NUTS: 14 s quiet, ~100 s on a loaded machine). So the data are erased at the boundary:
+# the kernels see the fixed types
+#     logp:      float64(float64[::1] x, int64 address)
+#     logp_grad: Tuple(float64, float64[::1])(float64[::1] x, int64 address)
+# and ``kernel_args == (address,)``, the address of an int64 block that holds, per array, its
+# data pointer and shape (scalars sit in one-element arrays). The guard generated for a target
+# rebuilds the arrays from the block with ``numba.carray`` (no copy) and calls the user's
+# function with them: only that small guard is compiled per data signature, and the kernels once
+# per machine. Data numba cannot rebuild from memory (strings, lists, typed containers, records,
+# non-contiguous arrays inside tuples) keep their own types in the kernels' signature instead.
+
+_ERASED_ARGS = (types.int64,)
+_LP_RETURN = types.float64
+_LG_RETURN = types.Tuple((types.float64, types.float64[::1]))
 
 
-def _guarded_cfunc(user, signature, kind):
-    key = (user, signature, kind)
+@numba.extending.intrinsic
+def _pointer(typingctx, address, dtype):
+    """``address`` (an integer) as a pointer to ``dtype`` values, for ``numba.carray``."""
+    if not isinstance(address, types.Integer) or not isinstance(dtype, (types.NumberClass, types.DType)):
+        return None
+    pointee = dtype.instance_type if isinstance(dtype, types.NumberClass) else dtype.dtype
+    signature = types.CPointer(pointee)(address, dtype)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+
+    return signature, codegen
+
+
+class _DataLayout(NamedTuple):
+    """How a target's data reach the user's function from inside a guard."""
+
+    erased: bool
+    params: str  # the guard's parameters after x
+    prelude: str  # guard source that rebuilds the data (indented for the try block)
+    call: str  # the user's arguments after x
+    user_types: tuple  # numba types the user's function receives after x
+    kernel_types: tuple  # numba types of kernel_args (the cfunc's parameters after x)
+    kernel_args: tuple  # what kernels pass after x
+    keep: tuple  # arrays that must live as long as the target (the block and scalar boxes)
+
+
+def _typed_layout(arg_types, kernel_args):
+    names = [f"a{i}" for i in range(len(arg_types))]
+    params = "".join(f", {n}" for n in names)
+    return _DataLayout(False, params, "", params, tuple(arg_types), tuple(arg_types), tuple(kernel_args), ())
+
+
+def _data_layout(args) -> _DataLayout:
+    """The erased layout of ``args`` when numba can rebuild every leaf from memory, else the typed
+    one (the data's own types in the kernels' signature)."""
+    arg_types = _numba_types_of(args)
+    block, keep = [], []
+
+    def rebuild(value, ty):
+        """Source that rebuilds ``value`` inside the guard, and the type the user receives."""
+        if type(value) is tuple:  # not namedtuples: their class cannot be named in the guard
+            parts = [rebuild(v, t) for v, t in zip(value, ty)]
+            return "(" + "".join(p + ", " for p, _ in parts) + ")", types.BaseTuple.from_types([t for _, t in parts])
+        if isinstance(ty, types.Array):
+            if (ty.layout != "C" or ty.ndim < 1 or not isinstance(ty.dtype, (types.Float, types.Integer,
+                                                                             types.Complex, types.Boolean))):
+                raise _NotErasable
+            k = len(block)
+            block.extend([value.ctypes.data, *value.shape])
+            keep.append(value)
+            shape = "".join(f"meta[{k + 1 + i}], " for i in range(ty.ndim))
+            return (f"carray(_pointer(meta[{k}], np.{_scalar_name(value.dtype)}), ({shape}))",
+                    types.Array(ty.dtype, ty.ndim, "C"))
+        if isinstance(ty, (types.Float, types.Integer, types.Complex, types.Boolean)):
+            box = np.array([value], dtype=numba.np.numpy_support.as_dtype(ty))
+            k = len(block)
+            block.append(box.ctypes.data)
+            keep.append(box)
+            return f"carray(_pointer(meta[{k}], np.{_scalar_name(box.dtype)}), 1)[0]", ty
+        raise _NotErasable
+
+    try:
+        rebuilt = [rebuild(a, t) for a, t in zip(args, arg_types)]
+    except _NotErasable:
+        return _typed_layout(arg_types, args)
+    meta = np.array(block + [0], dtype=np.int64)  # never empty: its address must be a real one
+    prelude = f"        meta = carray(_pointer(addr, np.int64), {meta.size})\n"
+    return _DataLayout(True, ", addr", prelude, "".join(f", {src}" for src, _ in rebuilt),
+                       tuple(t for _, t in rebuilt), _ERASED_ARGS, (int(meta.ctypes.data),), (meta, *keep))
+
+
+class _NotErasable(Exception):
+    pass
+
+
+def _scalar_name(dtype) -> str:
+    """The numpy scalar type's name as the guard spells it (``np.bool`` is numpy 2 only)."""
+    return "bool_" if dtype == np.bool_ else dtype.name
+
+
+_GUARD_CACHE = {}  # (user function, kind, guard source) -> cfunc: one compile per process
+
+
+def _guarded_cfunc(user, layout, kind):
+    signature = (_LP_RETURN if kind == "logp" else _LG_RETURN)(types.float64[::1], *layout.kernel_types)
+    key = (user, kind, layout.params, layout.prelude, layout.call, layout.user_types)
     if key not in _GUARD_CACHE:
-        if kind == "logp_grad" and _returns_contiguous_float64(user, signature):
+        if kind == "logp_grad" and _returns_contiguous_float64(user, (types.float64[::1], *layout.user_types)):
             kind = "logp_grad_view"
-        n_args = len(signature.args) - 1
-        guarded = _guard_from_file(user, kind, n_args)
+        source = _guard_source(kind, layout)
+        guarded = _guard_from_file(user, source)
         cache = guarded is not None
         if guarded is None:  # the user's function cannot be imported by name (notebook, closure)
-            namespace = {"user": user, "np": np}
-            exec(_guard_source(kind, n_args), namespace)  # noqa: S102 - fixed templates
+            namespace = {"user": user, "np": np, "carray": numba.carray, "_pointer": _pointer}
+            exec(source, namespace)  # noqa: S102 - fixed templates
             guarded = namespace["guarded"]
         _GUARD_CACHE[key] = numba.cfunc(signature, cache=cache)(guarded)
     return _GUARD_CACHE[key]
 
 
-def _returns_contiguous_float64(user, signature) -> bool:
-    """Whether the user's ``logp_grad`` compiled for these argument types returns its gradient
-    as float64[::1] (compiling it now, as the guard would)."""
-    arg_types = tuple(signature.args)
+def _returns_contiguous_float64(user, arg_types) -> bool:
+    """Whether the user's ``logp_grad`` compiled for these argument types (x first) returns its
+    gradient as float64[::1] (compiling it now, as the guard would)."""
+    arg_types = tuple(arg_types)
     user.compile(arg_types)  # a TypingError here is the user's, reported as the guard's would be
     result = user.overloads.get(arg_types)
     if result is None:
@@ -120,15 +232,16 @@ def _returns_contiguous_float64(user, signature) -> bool:
             and grad.layout == "C")
 
 
-def _guard_source(kind, n_args):
-    return _GUARDS[kind].format(params="".join(f", a{i}" for i in range(n_args)))
+def _guard_source(kind, layout):
+    return _GUARDS[kind].format(params=layout.params, prelude=layout.prelude, call=layout.call)
 
 
-def _guard_from_file(user, kind, n_args):
+def _guard_from_file(user, source):
     """The guard as a function of a generated module that imports the user's function by name, so
-    that numba can cache its compiled code on disk. The file name hashes the user's source (and
-    numba's version), so an edited function gets a new guard. Returns None when the function
-    cannot be imported by name or the cache directory is not writable."""
+    that numba can cache its compiled code on disk. The file name hashes the user's source, the
+    guard's (which spells out the data layout) and numba's version, so an edited function gets a
+    new guard. Returns None when the function cannot be imported by name or the cache directory
+    is not writable."""
     func = user.py_func
     module, qualname = getattr(func, "__module__", None), func.__qualname__
     if (module in (None, "__main__") or "." in qualname or "<" in qualname
@@ -136,10 +249,10 @@ def _guard_from_file(user, kind, n_args):
             or getattr(sys.modules.get(module), qualname, None) is not user):
         return None
     try:
-        source = inspect.getsource(func)
+        user_source = inspect.getsource(func)
     except (OSError, TypeError):
         return None
-    digest = hashlib.sha1(f"{module}:{qualname}:{source}:{kind}:{n_args}:{numba.__version__}".encode()).hexdigest()
+    digest = hashlib.sha1(f"{module}:{qualname}:{user_source}:{source}:{numba.__version__}".encode()).hexdigest()
     name = f"mcsample_guard_{digest[:20]}"
     directory = Path(os.environ.get("MCSAMPLE_CACHE_DIR", Path.home() / ".cache" / "mcsample")) / "guards"
     path = directory / f"{name}.py"
@@ -147,8 +260,8 @@ def _guard_from_file(user, kind, n_args):
         if not path.exists():
             directory.mkdir(parents=True, exist_ok=True)
             text = (f"# generated by mcsample.target for {module}.{qualname}\n"
-                    f"import numpy as np\nfrom {module} import {qualname} as user\n"
-                    + _guard_source(kind, n_args))
+                    "import numpy as np\nfrom numba import carray\nfrom mcsample.target import _pointer\n"
+                    f"from {module} import {qualname} as user\n" + source)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(text)
             os.replace(tmp, path)  # atomic: concurrent processes never see half a file
@@ -165,8 +278,10 @@ def _guard_from_file(user, kind, n_args):
     return mod.guarded
 
 
-def _object_mode_cfunc(py_callable, signature, returns_grad: bool):
-    """Wrap a plain Python callable so kernels can call it (slowly, holding the GIL)."""
+def _object_mode_cfunc(py_callable, returns_grad: bool):
+    """Wrap a plain Python callable so kernels can call it (slowly, holding the GIL). It has the
+    erased signature (its data are bound in Python; the address is ignored), so object-mode
+    targets share the kernels compiled for every other target."""
     if returns_grad:
         @numba.njit
         def call(x):
@@ -182,9 +297,10 @@ def _object_mode_cfunc(py_callable, signature, returns_grad: bool):
                 lp = float(py_callable(x))
             return lp
 
-    def wrapper(x):
+    def wrapper(x, addr):
         return call(x)
 
+    signature = (_LG_RETURN if returns_grad else _LP_RETURN)(types.float64[::1], *_ERASED_ARGS)
     return numba.cfunc(signature)(wrapper)
 
 
@@ -272,49 +388,54 @@ class Target:
         return self._logp_grad_user is not None
 
     def _build_functions(self):
-        """Signatures now; the guarded cfuncs on first use (each costs ~1 s to compile the first
-        time a function is seen, and NUTS never needs ``logp_fn``)."""
+        """The data layout now; the guarded cfuncs on first use (each costs ~1 s to compile the
+        first time a function is seen, and NUTS never needs ``logp_fn``)."""
         if self.is_compiled:
-            arg_types = _numba_types_of(self.args)
-            self.kernel_args = self.args
-        else:  # object mode: bind the data in Python, kernels get an empty data tuple
-            arg_types, self.kernel_args = (), ()
-        self._lp_sig = types.float64(types.float64[::1], *arg_types)
-        self._lg_sig = types.Tuple((types.float64, types.float64[::1]))(types.float64[::1], *arg_types)
+            self._layout = _data_layout(self.args)
+        else:  # object mode: the data are bound in Python; the address is a placeholder
+            self._layout = _DataLayout(True, ", addr", "", "", (), _ERASED_ARGS, (0,), ())
+        self.kernel_args = self._layout.kernel_args
         self._logp_fn = self._logp_grad_fn = None
 
     @property
     def logp_fn(self):
-        """``logp`` as a cfunc of fixed type for the kernels; exceptions inside it give NaN."""
+        """``logp`` as a cfunc of fixed type for the kernels, called as ``fn(x, *kernel_args)``;
+        exceptions inside it give NaN."""
         if self._logp_fn is None:
-            self._logp_fn = self._kernel_function(self._logp_user, self._lp_sig, "logp", "a float")
+            self._logp_fn = self._kernel_function(self._logp_user, "logp", "a float")
         return self._logp_fn
 
     @property
     def logp_grad_fn(self):
         """``logp_grad`` as a cfunc of fixed type for the kernels, or None without a gradient."""
         if self._logp_grad_fn is None and self._logp_grad_user is not None:
-            self._logp_grad_fn = self._kernel_function(self._logp_grad_user, self._lg_sig, "logp_grad",
+            self._logp_grad_fn = self._kernel_function(self._logp_grad_user, "logp_grad",
                                                        "a tuple (float, float64 1-D array)")
         return self._logp_grad_fn
 
-    def _kernel_function(self, user, signature, what, expected):
+    def _kernel_function(self, user, what, expected):
         if self.is_compiled:
-            return _compile_user(user, signature, what, expected)
+            return _compile_user(user, self._layout, what, expected)
         data = self.args
-        return _object_mode_cfunc(lambda x: user(x, *data), signature, what == "logp_grad")
+        return _object_mode_cfunc(lambda x: user(x, *data), what == "logp_grad")
 
-    # Targets travel to other processes (Dask, process pools): cfuncs do not pickle, so they are
-    # rebuilt on arrival from the user's functions (numba dispatchers pickle by reference).
+    # Targets travel to other processes (Dask, process pools): cfuncs do not pickle and the data
+    # block holds addresses, so both are rebuilt on arrival from the user's functions (numba
+    # dispatchers pickle by reference) and the data.
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("_logp_fn", "_logp_grad_fn", "kernel_args", "_lp_sig", "_lg_sig"):
+        for key in ("_logp_fn", "_logp_grad_fn", "kernel_args", "_layout"):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._build_functions()
+
+    def __reduce_ex__(self, protocol):
+        # a target built from a model (PyMC) travels as its model, compiled once per process on arrival
+        reduce = getattr(self.model, "_reduce_target", None)
+        return reduce(self) if reduce is not None else super().__reduce_ex__(protocol)
 
     # -- evaluation from Python ----------------------------------------------------------------
 
@@ -448,11 +569,11 @@ def _numba_types_of(args):
     return tuple(arg_types)
 
 
-def _compile_user(func, signature, what, expected):
+def _compile_user(func, layout, what, expected):
     try:
-        return _guarded_cfunc(func, signature, what)
+        return _guarded_cfunc(func, layout, what)
     except numba.core.errors.TypingError as err:
         raise ValueError(
             f"{what} could not be compiled for x: float64[::1] and args of types "
-            f"{signature.args[1:]}; it must accept (x, *args) and return {expected}. "
+            f"{layout.user_types}; it must accept (x, *args) and return {expected}. "
             f"numba said:\n{err}") from None

@@ -40,12 +40,12 @@ def quad_grad_raises_far(x):
 
 
 @numba.njit
-def _call(fn, x):
-    return fn(x)
+def _call(fn, x, args):
+    return fn(x, *args)
 
 
 def guard_kind(fn, target):
-    return target_module._returns_contiguous_float64(fn, target._lg_sig)
+    return target_module._returns_contiguous_float64(fn, (numba.float64[::1], *target._layout.user_types))
 
 
 @pytest.mark.parametrize("fn, view", [(quad_grad, True), (quad_grad_f32, False), (quad_grad_strided, False)])
@@ -53,7 +53,7 @@ def test_only_contiguous_float64_gradients_skip_the_copy(fn, view):
     t = mc.Target(quad, 3, logp_grad=fn)
     assert guard_kind(fn, t) is view
     x = np.array([0.5, -1.0, 2.0])
-    lp, g = _call(t.logp_grad_fn, x)
+    lp, g = _call(t.logp_grad_fn, x, t.kernel_args)
     assert lp == -0.5 * (x @ x)
     np.testing.assert_array_equal(g, -x)
     assert g.dtype == np.float64 and g.flags.c_contiguous
@@ -62,7 +62,7 @@ def test_only_contiguous_float64_gradients_skip_the_copy(fn, view):
 def test_the_uncopied_guard_still_turns_exceptions_into_nan():
     t = mc.Target(quad, 2, logp_grad=quad_grad_raises_far)
     assert guard_kind(quad_grad_raises_far, t)
-    lp, g = _call(t.logp_grad_fn, np.array([11.0, 0.0]))
+    lp, g = _call(t.logp_grad_fn, np.array([11.0, 0.0]), t.kernel_args)
     assert np.isnan(lp) and g.shape == (2,) and np.all(np.isnan(g))
 
 
