@@ -36,6 +36,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from .posterior_mean import logp_grad_in_frame
+
 _jit = numba.njit(cache=True, nogil=True)
 
 DEFAULT_DAMPING = 0.05
@@ -145,3 +147,76 @@ def linear_step_map(coef: SKROCKCoefficients, lam_delta: float) -> tuple[float, 
         new = tuple(-coef.mu[j] * lam_delta * p + coef.nu[j] * p + coef.kappa[j] * p2 for p, p2 in zip(prev, prev2))
         prev2, prev = prev, new
     return prev
+
+
+# -- the same step in a frame: sampling coordinates u with x = c + L u (``_core.slice`` frames), so
+# that a sampler standardised by a pilot runs on pi_u(u) = pi(c + L u), whose score is
+# L^T grad log pi(c + L u). Separate functions rather than a frame argument on the ones above, whose
+# compiled signatures and draws other code pins.
+
+
+@_jit
+def tilted_drift_in_frame(logp_grad, args, frame, y, m, k, inv_tau, beta, gamma, scaled, x, g, out):
+    """``tilted_drift`` for pi_u: out = pull (m - y) + beta grad log pi_u(gamma y); ``scaled``,
+    ``x`` and ``g`` are scratch of length d. Returns the gradient evaluations (0 or 1)."""
+    d = y.size
+    pull = k
+    if inv_tau != 0.0:
+        r2 = 0.0
+        for i in range(d):
+            r2 += (m[i] - y[i]) ** 2
+        pull = k / (1.0 + r2 * inv_tau)
+    for i in range(d):
+        out[i] = pull * (m[i] - y[i])
+    if beta == 0.0:
+        return 0
+    for i in range(d):
+        scaled[i] = gamma * y[i]
+    logp_grad_in_frame(logp_grad, args, frame, scaled, x, g)
+    for i in range(d):
+        out[i] += beta * g[i]
+    return 1
+
+
+@_jit
+def skrock_step_in_frame(logp_grad, args, frame, rng, y, delta, mu, nu, kappa, m, k, inv_tau, beta, gamma, work):
+    """``skrock_step`` for the drift ``tilted_drift_in_frame``; ``work`` is scratch of shape (9, d).
+    Returns (gradient evaluations, secant estimate of Lip(f)): the largest
+    |f(K_j) - f(K_{j-1})| / |K_j - K_{j-1}| over successive evaluation points, free from the
+    step's own evaluations; it is large exactly when the step met a curvature outside its stability
+    region (the caller can then redo the step with a shorter Delta)."""
+    d = y.size
+    s = mu.size - 1
+    q, prev, prev2, f, scaled, xb, g, last, f_new = (work[0], work[1], work[2], work[3], work[4], work[5], work[6],
+                                                     work[7], work[8])
+    noise = np.sqrt(2.0 * delta)
+    for i in range(d):
+        q[i] = noise * rng.standard_normal()
+        prev2[i] = y[i]
+        prev[i] = y[i] + nu[1] * q[i]
+    n = tilted_drift_in_frame(logp_grad, args, frame, prev, m, k, inv_tau, beta, gamma, scaled, xb, g, f)
+    for i in range(d):
+        last[i] = prev[i]
+        prev[i] = y[i] + mu[1] * delta * f[i] + kappa[1] * q[i]
+    lip = 0.0
+    for j in range(2, s + 1):
+        n += tilted_drift_in_frame(logp_grad, args, frame, prev, m, k, inv_tau, beta, gamma, scaled, xb, g, f_new)
+        df, dk = 0.0, 0.0
+        for i in range(d):
+            df += (f_new[i] - f[i]) ** 2
+            dk += (prev[i] - last[i]) ** 2
+            f[i] = f_new[i]
+            last[i] = prev[i]
+        if dk > 0.0:
+            ratio = np.sqrt(df / dk)
+            if not np.isfinite(ratio):
+                lip = np.inf
+            elif ratio > lip:
+                lip = ratio
+        for i in range(d):
+            new = mu[j] * delta * f[i] + nu[j] * prev[i] + kappa[j] * prev2[i]
+            prev2[i] = prev[i]
+            prev[i] = new
+    for i in range(d):
+        y[i] = prev[i]
+    return n, lip

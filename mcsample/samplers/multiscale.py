@@ -60,6 +60,7 @@ high barriers are not recovered. The paper's benchmarks have equal weights.
 from __future__ import annotations
 
 import warnings
+from collections import namedtuple
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -68,9 +69,11 @@ import numpy as np
 
 from .._core.diffusion import (SCHEDULES, cld_mass, cld_transition, exponential_integrator_step,
                                linear_sde_transition, path_schedule)
-from .._core.langevin import a_step, b_step, o_step, obabo_step, ula_chain_step, ula_step
-from .._core.skrock import skrock_coefficients, skrock_step, stability_bound
-from .._core.slice import norm
+from .._core.bulk import log_densities, pooled_bulk
+from .._core.langevin import a_step, b_step, o_step, ula_step
+from .._core.posterior_mean import logp_grad_in_frame
+from .._core.skrock import skrock_coefficients, skrock_step_in_frame, stability_bound
+from .._core.slice import dense_frame, frame_to_x, identity_frame, norm
 from ._base import ParticleRun, ParticleSettings
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -80,6 +83,15 @@ _GAUSS, _STUDENT = 0, 1
 CITATION = ("Cordero-Encinar, Duncan, Reich & Akyildiz (2025), Sampling by averaging: a multiscale approach "
             "to score estimation, arXiv:2508.15069")
 MIN_STEPS = 100
+STANDARDISE = ("auto", "pilot", "none")
+# The pilot: its sizes (``_MultiscaleSettings.pilot_sizes``), at most this share of a run's budget.
+PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "curv_points", "pool"])
+_PILOT_SHARE = 0.25
+_CURV_POINTS, _CURV_ITERS = 32, 6
+# mc.compare: particles such that each gets this many iterations of its run's budget.
+_ITERATIONS_FOR_BUDGET = 500
+# Tuned frictions (Gamma_min, Gamma_max) / sqrt(Lip): about the paper's Table 8 pairs at their targets' curvature.
+_FRICTION = (0.1, 2.0)
 
 # Table 8 of the paper (MultALMC; MultCDiff uses the same eps and friction): schedule, eps,
 # (Gamma_min, Gamma_max), h, keyed by the catalogue's names.
@@ -110,27 +122,51 @@ class _MultiscaleSettings(ParticleSettings):
     default_draws: ClassVar[int] = 1000
 
     n_steps: int = 20000
-    step_size: float = 0.005
-    eps: float = 0.1
-    friction: tuple = (0.07, 0.5)
+    step_size: float | None = None
+    eps: float | None = None
+    friction: tuple | None = None
     underdamped: bool = True
     lambda_delta: float = 0.01
     stages: int = 5
     damping: float = 0.05
+    standardise: str = "auto"
+    step_scale: float = 0.1
+    stability: float = 0.5
+    resample_init: bool | None = None
+    n_searches: int = 4
 
     def validate(self, dim: int) -> None:
         if int(self.n_steps) != self.n_steps or self.n_steps < 2:
             raise ValueError(f"n_steps must be an integer >= 2, got {self.n_steps!r}")
         for name in ("step_size", "eps"):
             v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
-        fr = tuple(self.friction)
-        if len(fr) != 2 or not all(np.isfinite(f) and f >= 0 for f in fr):
-            raise ValueError(f"friction must be a pair (Gamma_min, Gamma_max) of non-negative numbers, got {self.friction!r}")
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number or None (tuned), got {v!r}")
+        if self.friction is not None:
+            fr = tuple(self.friction)
+            if len(fr) != 2 or not all(np.isfinite(f) and f >= 0 for f in fr):
+                raise ValueError("friction must be None (tuned) or a pair (Gamma_min, Gamma_max) of non-negative "
+                                 f"numbers, got {self.friction!r}")
         if not 0.0 < self.lambda_delta < 0.5:
             raise ValueError(f"lambda_delta must be in (0, 0.5), got {self.lambda_delta}")
+        if self.standardise not in STANDARDISE:
+            raise ValueError(f"standardise must be one of {STANDARDISE}, got {self.standardise!r}")
+        if not (np.isfinite(self.step_scale) and self.step_scale > 0):
+            raise ValueError(f"step_scale must be positive, got {self.step_scale!r}")
+        if not 0.0 < self.stability <= 1.0:
+            raise ValueError(f"stability must be in (0, 1], got {self.stability!r}")
+        if int(self.n_searches) != self.n_searches or self.n_searches < 1:
+            raise ValueError(f"n_searches must be a positive integer, got {self.n_searches!r}")
         skrock_coefficients(self.stages, self.damping)  # raises on bad stages / damping
+
+    @property
+    def uses_pilot(self) -> bool:
+        """Standardise from a pilot: "pilot", or "auto" without a user step size (a preset)."""
+        return self.standardise == "pilot" or (self.standardise == "auto" and self.step_size is None)
+
+    @property
+    def resamples_init(self) -> bool:
+        return self.uses_pilot if self.resample_init is None else bool(self.resample_init)
 
     @staticmethod
     def _table8_row(target_name: str):
@@ -141,37 +177,69 @@ class _MultiscaleSettings(ParticleSettings):
 
     def fast_stiffness(self, lipschitz: float = 1.0) -> float:
         """(h / eps) Lip(f) at lambda_delta for a target whose log-density gradient has Lipschitz
-        constant ``lipschitz``, against SK-ROCK's bound ``stability_bound(stages)``."""
+        constant ``lipschitz`` (fixed h and eps), against SK-ROCK's bound ``stability_bound(stages)``."""
         lam = self.lambda_delta
         return self.step_size / self.eps * (1.0 / (1.0 - lam) + lipschitz / lam)
 
+    def pilot_sizes(self, dim: int, budget_per_run: float | None = None) -> PilotSizes:
+        """The pilot's sizes: ``n_searches`` bulk searches of at most 2000 + 500 d log densities,
+        the pooled importance round's 200 d + 1000, the curvature probe's gradients and the pool of
+        the initial resampling; with a budget, scaled down to at most a quarter of the run's
+        budget (as walk_jump's pilot; each part at least what makes it work)."""
+        full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, _CURV_POINTS, 2000)
+        if not self.uses_pilot:
+            full = full._replace(searches=0, pooled=0, pool=2000 if self.resamples_init else 0)
+        cap = None if budget_per_run is None else _PILOT_SHARE * budget_per_run
+        if cap is None or _pilot_allowance(full) <= cap:
+            return full
+        f = cap / _pilot_allowance(full)
+        lam = 4 + int(3 * np.log(max(dim, 1)))
+        return PilotSizes(min(full.searches, max(1, int(full.searches * f))), max(10 * lam, int(full.search_evals * f)),
+                          max(50, int(full.pooled * f)) if full.pooled else 0, max(4, int(full.curv_points * f)),
+                          max(200, int(full.pool * f)) if full.pool else 0)
+
     def draws_for_budget(self, budget_per_run: float, dim: int) -> int:
-        """Particles for a run of ``budget_per_run`` gradients (``mc.compare``): enough for each to
-        get 2,000 iterations if possible (between 4 and ``default_draws``)."""
-        return int(np.clip(budget_per_run // (2000 * (self.stages + 1)), 4, self.default_draws))
+        """Particles for a run of ``budget_per_run`` gradients (``mc.compare``): after the pilot,
+        enough for each to get ``_ITERATIONS_FOR_BUDGET`` iterations if possible (between 4 and
+        ``default_draws``)."""
+        usable = budget_per_run - _pilot_allowance(self.pilot_sizes(dim, budget_per_run))
+        return int(np.clip(usable // (_ITERATIONS_FOR_BUDGET * (self.stages + 1)), 4, self.default_draws))
+
+
+def _pilot_allowance(sizes: PilotSizes) -> int:
+    return (sizes.searches * sizes.search_evals + sizes.pooled + sizes.curv_points * (_CURV_ITERS + 1)
+            + sizes.pool)
 
 
 @dataclass(frozen=True)
 class MultALMC(_MultiscaleSettings):
     """Multiscale annealed Langevin Monte Carlo (Cordero-Encinar et al. 2025, Algorithms 1-3).
 
-    n_steps : L, iterations (with ``max_evals``: planned from the budget per particle at fixed h).
-    step_size : h. The annealing runs over lambda(l / L), l < L, in total time L h.
-    eps : time-scale separation of the fast process (SK-ROCK step h / eps).
+    n_steps : L, iterations (with ``max_evals``: planned from the budget per particle).
+    step_size : h. The annealing runs over lambda(l / L), l < L, in total time L h. None (default):
+        tuned, h = ``step_scale`` / sqrt(Lip), Lip the pilot's curvature estimate (module docstring).
+    eps : time-scale separation of the fast process (SK-ROCK step h / eps). None (default): per
+        iteration, the largest fast step inside ``stability`` x SK-ROCK's bound at that lambda.
     friction : (Gamma_min, Gamma_max): Gamma_min for the first half of the iterations, then linear
-        to Gamma_max (underdamped only; unit mass).
+        to Gamma_max (underdamped only; unit mass). None: (0.05, 0.5) sqrt(Lip).
     underdamped : OBABO slow process (default, the paper's main method) or Euler-Maruyama.
     schedule : "linear" (lambda = t) or "cosine" (sin^2(pi t / 2)).
     lambda_delta : lambda is clamped below it; plain Langevin on the target above 1 - lambda_delta.
     lambda_tilde : noise-form slow drift below it, target-form above.
     stages, damping : SK-ROCK's s and eta.
     noise : base law nu: "gaussian" or "student" (tail index ``tail_index``); ``noise_scale``: its
-        scale sigma (nu = N(0, sigma^2 I)): an informed scale helps (paper, Sec. 5).
+        scale sigma (nu = N(0, sigma^2 I)), in the frame's units when standardised.
+    standardise : "auto" (a pilot unless ``step_size`` is given), "pilot" or "none" (the target's
+        own coordinates, as the paper).
+    step_scale, stability : h sqrt(Lip) and the share of SK-ROCK's bound used when tuning.
+    resample_init : start each fast chain from importance resampling of a Gaussian pool (mode
+        weights; module docstring). None: when standardised.
+    n_searches : bulk searches of the pilot.
 
-    Defaults: the paper's global settings and its 8-MoG row of Table 8 (eps 0.1, Gamma 0.07 -> 0.5,
-    h 0.005); ``MultALMC.preset(name)`` for the other catalogue targets. Draws: the slow particles
-    X at the end. Limitation: mode weights across high barriers follow the fast chains' starting
-    basins (module docstring).
+    Defaults: the paper's global settings (s = 5, lambda_tilde = 0.6, lambda_delta = 0.01) with h,
+    the fast step and the frictions tuned from a pilot. ``MultALMC.preset(name)`` has the paper's
+    Table 8 values for the catalogue targets, in their raw units, untouched by the pilot. Draws:
+    the slow particles X at the end.
     """
 
     name: ClassVar[str] = "multalmc"
@@ -186,7 +254,7 @@ class MultALMC(_MultiscaleSettings):
     def preset(cls, target_name: str, **overrides) -> "MultALMC":
         """The paper's Table 8 settings for a catalogue target (KeyError names the known ones)."""
         sched, eps, fric, h = cls._table8_row(target_name)
-        kw = dict(schedule=sched, eps=eps, friction=fric, step_size=h)
+        kw = dict(schedule=sched, eps=eps, friction=fric, step_size=h, standardise="none")
         if target_name.startswith("mos"):
             kw["noise"] = "student"
         return cls(**(kw | overrides))
@@ -203,7 +271,7 @@ class MultALMC(_MultiscaleSettings):
             raise ValueError("tail_index and noise_scale must be positive")
 
     def start_run(self, target, rng, init, tune, draws, budget_per_particle):
-        return MultALMCRun(self, target, rng, draws, budget_per_particle)
+        return MultALMCRun(self, target, rng, init, draws, budget_per_particle)
 
 
 @dataclass(frozen=True)
@@ -214,9 +282,12 @@ class MultCDiff(_MultiscaleSettings):
         lambda from lambda_delta to 1 - lambda_delta, then plain Langevin on the target with step h.
     underdamped : critically damped Langevin forward process (default) or Ornstein-Uhlenbeck.
     cld_friction : Gamma of the critically damped process (mass Gamma^2 / 4); V_0 ~ N(0, 1).
-    eps : fast time-scale: SK-ROCK step (reverse-time step) / eps.
-    friction : (Gamma_min, Gamma_max) of the final underdamped phase (Gamma_max is used).
+    eps : fast time-scale: SK-ROCK step (reverse-time step) / eps. None: per step, the largest
+        fast step inside ``stability`` x SK-ROCK's bound.
+    step_size, friction : h and (Gamma_min, Gamma_max) of the final plain-Langevin phase (Gamma_max
+        is used); None: tuned as MultALMC's.
     final_fraction : share of the iterations spent in the final plain Langevin phase.
+    standardise, step_scale, stability, resample_init, n_searches : as MultALMC's.
     """
 
     name: ClassVar[str] = "multcdiff"
@@ -227,7 +298,7 @@ class MultCDiff(_MultiscaleSettings):
     @classmethod
     def preset(cls, target_name: str, **overrides) -> "MultCDiff":
         _, eps, fric, h = cls._table8_row(target_name)
-        return cls(**(dict(eps=eps, friction=fric, step_size=h) | overrides))
+        return cls(**(dict(eps=eps, friction=fric, step_size=h, standardise="none") | overrides))
 
     def validate(self, dim: int) -> None:
         super().validate(dim)
@@ -237,7 +308,7 @@ class MultCDiff(_MultiscaleSettings):
             raise ValueError(f"final_fraction must be in [0, 1), got {self.final_fraction}")
 
     def start_run(self, target, rng, init, tune, draws, budget_per_particle):
-        return MultCDiffRun(self, target, rng, draws, budget_per_particle)
+        return MultCDiffRun(self, target, rng, init, draws, budget_per_particle)
 
 
 # -- kernels: one compiled chunk of iterations for the whole population, step-major so that the
@@ -255,10 +326,42 @@ def _fast_pull(lam, noise_kind, alpha, noise_var, d):
 
 
 @_jit
-def _slow_drift(logp_grad, args, lam, x, y, target_form, fresh, noise_kind, alpha, noise_var, gy, scaled, out):
+def _guarded_fast_step(logp_grad, args, frame, rng, y, delta, lips, p, bound, theta, mu, nu, kappa, m, k, inv_tau,
+                       beta, gamma, work):
+    """One SK-ROCK step of the fast variable y of particle p with a per-particle guard: the step is
+    at most theta x bound / lips[p] (the particle's running secant estimate of Lip(f)), and a step
+    whose own secant estimate puts it beyond SK-ROCK's ``bound`` is undone and redone shorter (up to
+    8 times; every evaluation is counted). The pilot's curvature is an estimate from a few points:
+    on eight schools its spread over seeds was 2-180, and a fast chain that met a curvature
+    above it diverged within a few steps. ``work`` is scratch of shape (10, d). Returns gradients."""
+    save = work[9]
+    for i in range(y.size):
+        save[i] = y[i]
+    dl = delta
+    if lips[p] > 0.0 and dl * lips[p] > theta * bound:
+        dl = theta * bound / lips[p]
+    n = 0
+    est = 0.0
+    for _ in range(8):
+        ng, est = skrock_step_in_frame(logp_grad, args, frame, rng, y, dl, mu, nu, kappa, m, k, inv_tau, beta, gamma,
+                                       work[:9])
+        n += ng
+        if dl * est <= bound:
+            break
+        for i in range(y.size):
+            y[i] = save[i]
+        dl = theta * bound / est if np.isfinite(est) else 0.1 * dl
+    lips[p] = max(est, 0.98 * lips[p]) if np.isfinite(est) else lips[p]
+    return n
+
+
+@_jit
+def _slow_drift(logp_grad, args, frame, lam, x, y, target_form, fresh, noise_kind, alpha, noise_var, gy, scaled, xbuf,
+                out):
     """The one-sample estimate of grad log mu_lambda(x) from the fast variable y, into ``out``:
-    target form grad log pi(y / sqrt(lam)) / sqrt(lam) (``gy`` holds grad log pi(y / sqrt(lam)),
-    recomputed when ``fresh``), or the noise form (Gaussian or Student). Returns gradients spent."""
+    target form grad log pi(y / sqrt(lam)) / sqrt(lam) (``gy`` holds grad log pi(y / sqrt(lam)) in
+    the frame, recomputed when ``fresh``), or the noise form (Gaussian or Student). Returns
+    gradients spent."""
     d = x.size
     if target_form:
         n = 0
@@ -266,8 +369,7 @@ def _slow_drift(logp_grad, args, lam, x, y, target_form, fresh, noise_kind, alph
         if fresh:
             for i in range(d):
                 scaled[i] = r * y[i]
-            _, g = logp_grad(scaled, *args)
-            gy[:] = g
+            logp_grad_in_frame(logp_grad, args, frame, scaled, xbuf, gy)
             n = 1
         for i in range(d):
             out[i] = r * gy[i]
@@ -285,40 +387,50 @@ def _slow_drift(logp_grad, args, lam, x, y, target_form, fresh, noise_kind, alph
 
 
 @_jit
-def langevin_phase_chunk(logp_grad, args, rng, xs, vs, gs, n_rows, h, frictions, inv_mass, underdamped, cache,
-                         n_grad, out_norm):
+def langevin_phase_chunk(logp_grad, args, frame, rng, xs, vs, gs, n_rows, h, frictions, inv_mass, underdamped, cache,
+                         work, n_grad, out_norm):
     """``n_rows`` iterations of plain Langevin on the target (OBABO, or ULA) for every particle.
     ``gs`` holds the gradients at xs when ``cache[0] == 2``; otherwise they are computed first."""
     fresh = cache[0] != 2.0
+    xbuf = work[0]
     for r in range(n_rows):
         total = 0.0
         for p in range(xs.shape[0]):
+            x, g = xs[p], gs[p]
             if fresh:
-                _, g = logp_grad(xs[p], *args)
-                gs[p] = g
+                logp_grad_in_frame(logp_grad, args, frame, x, xbuf, g)
                 n_grad[p] += 1
             if underdamped:
-                obabo_step(logp_grad, args, rng, xs[p], vs[p], gs[p], h, frictions[r], inv_mass)
+                v = vs[p]
+                o_step(rng, v, frictions[r], inv_mass, 0.5 * h)
+                b_step(v, g, 0.5 * h)
+                a_step(x, v, inv_mass, h)
+                logp_grad_in_frame(logp_grad, args, frame, x, xbuf, g)
+                b_step(v, g, 0.5 * h)
+                o_step(rng, v, frictions[r], inv_mass, 0.5 * h)
             else:
-                ula_chain_step(logp_grad, args, rng, xs[p], gs[p], h)
+                ula_step(rng, x, g, h)
+                logp_grad_in_frame(logp_grad, args, frame, x, xbuf, g)
             n_grad[p] += 1
-            total += norm(gs[p])
+            total += norm(g)
         fresh = False
         cache[0] = 2.0
         out_norm[r] = total / xs.shape[0]
 
 
 @_jit
-def multalmc_chunk(logp_grad, args, rng, xs, vs, ys, gys, lam_c, lam_n, frictions, h, eps, lam_tilde, underdamped,
-                   noise_kind, alpha, noise_var, mu, nu, kappa, cache, work, n_grad, out_norm, drift_scale):
+def multalmc_chunk(logp_grad, args, frame, rng, xs, vs, ys, gys, lam_c, lam_n, frictions, h, deltas, lam_tilde,
+                   underdamped, noise_kind, alpha, noise_var, mu, nu, kappa, lips, bound, theta, cache, work, n_grad,
+                   out_norm, drift_scale):
     """Iterations of MultALMC before its plain-Langevin phase (one per entry of ``lam_c``: the
-    clamped lambda at the iteration's start and end, and the friction), for every particle, in
-    place. ``cache[0]`` is the lambda at which ``gys`` holds grad log pi(y / sqrt(lambda)) (-1: none).
+    clamped lambda at the iteration's start and end, the friction and the fast step ``deltas``
+    = h / eps), for every particle, in place. ``cache[0]`` is the lambda at which ``gys`` holds
+    grad log pi(y / sqrt(lambda)) (-1: none). ``work`` is scratch of shape (13, d); ``lips``
+    the fast steps' guard (``_guarded_fast_step``).
     ``drift_scale`` multiplies the slow drift: 1, anything else is a mutant for the tests."""
     n, d = xs.shape
     inv_mass = np.ones(d)
-    scaled, force = work[5], work[6]
-    delta = h / eps
+    scaled, force, xbuf = work[10], work[11], work[12]
     for r in range(lam_c.size):
         lc, ln = lam_c[r], lam_n[r]
         target_c, target_n = lc >= lam_tilde, ln >= lam_tilde
@@ -328,8 +440,8 @@ def multalmc_chunk(logp_grad, args, rng, xs, vs, ys, gys, lam_c, lam_n, friction
         total = 0.0
         for p in range(n):
             x, y = xs[p], ys[p]
-            ng = _slow_drift(logp_grad, args, lc, x, y, target_c, not reuse, noise_kind, alpha, noise_var, gys[p],
-                             scaled, force)
+            ng = _slow_drift(logp_grad, args, frame, lc, x, y, target_c, not reuse, noise_kind, alpha, noise_var,
+                             gys[p], scaled, xbuf, force)
             for i in range(d):
                 force[i] *= drift_scale
             if underdamped:
@@ -339,11 +451,12 @@ def multalmc_chunk(logp_grad, args, rng, xs, vs, ys, gys, lam_c, lam_n, friction
                 a_step(x, v, inv_mass, h)
             else:
                 ula_step(rng, x, force, h)
-            ng += skrock_step(logp_grad, args, rng, y, delta, mu, nu, kappa, x, k, inv_tau, beta, beta, work[:5])
+            ng += _guarded_fast_step(logp_grad, args, frame, rng, y, deltas[r], lips, p, bound, theta, mu, nu, kappa, x,
+                                     k, inv_tau, beta, beta, work)
             if underdamped:
                 # the second half-kick at the new (x, y); its target gradient is the next first half-kick's
-                ng += _slow_drift(logp_grad, args, ln, x, y, target_n, True, noise_kind, alpha, noise_var, gys[p],
-                                  scaled, force)
+                ng += _slow_drift(logp_grad, args, frame, ln, x, y, target_n, True, noise_kind, alpha, noise_var,
+                                  gys[p], scaled, xbuf, force)
                 for i in range(d):
                     force[i] *= drift_scale
                 b_step(v, force, 0.5 * h)
@@ -355,13 +468,13 @@ def multalmc_chunk(logp_grad, args, rng, xs, vs, ys, gys, lam_c, lam_n, friction
 
 
 @_jit
-def multcdiff_ou_chunk(logp_grad, args, rng, xs, ys, a_now, var_now, a_next, var_next, etas, eps, mu, nu, kappa,
-                       work, n_grad, out_norm):
+def multcdiff_ou_chunk(logp_grad, args, frame, rng, xs, ys, a_now, var_now, a_next, var_next, etas, deltas, mu, nu,
+                       kappa, lips, bound, theta, work, n_grad, out_norm):
     """Reverse Ornstein-Uhlenbeck steps s -> s - eta with the Tweedie score (y - x) / var_s from the
-    scaled fast variable y (the estimate of a_s E[x0 | x]), then an SK-ROCK step of y towards
-    rho(y) proportional to pi(y / a) N(x; y, var) at the step's end."""
+    scaled fast variable y (the estimate of a_s E[x0 | x]), then an SK-ROCK step (``deltas``) of y
+    towards rho(y) proportional to pi(y / a) N(x; y, var) at the step's end."""
     n, d = xs.shape
-    score = work[5]
+    score = work[10]
     for r in range(etas.size):
         a, var, eta = a_now[r], var_now[r], etas[r]
         k = 1.0 / var_next[r]
@@ -373,8 +486,8 @@ def multcdiff_ou_chunk(logp_grad, args, rng, xs, ys, a_now, var_now, a_next, var
                 score[i] = (y[i] - x[i]) / var
             total += norm(score)
             exponential_integrator_step(rng, x, score, eta, 2.0)
-            n_grad[p] += skrock_step(logp_grad, args, rng, y, eta / eps, mu, nu, kappa, x, k, 0.0, beta, beta,
-                                     work[:5])
+            n_grad[p] += _guarded_fast_step(logp_grad, args, frame, rng, y, deltas[r], lips, p, bound, theta, mu, nu,
+                                            kappa, x, k, 0.0, beta, beta, work)
         out_norm[r] = total / n
 
 
@@ -390,14 +503,14 @@ def _linear_half(rng, x, v, e, chol):
 
 
 @_jit
-def multcdiff_cld_chunk(logp_grad, args, rng, xs, vs, ys, trans, chols, forcing, pull, mix_x, mix_v, scale, etas,
-                        eps, mu, nu, kappa, work, n_grad, out_norm):
+def multcdiff_cld_chunk(logp_grad, args, frame, rng, xs, vs, ys, trans, chols, forcing, pull, mix_x, mix_v, scale,
+                        etas, deltas, mu, nu, kappa, lips, bound, theta, work, n_grad, out_norm):
     """Reverse critically damped steps: half the linear part exactly (``trans``, ``chols``), the
-    Euler step v += eta ``forcing`` y of the Y-dependent drift, an SK-ROCK step of y towards
-    pi(y / c_x) N((x, v); y c / c_x, Sigma) (pull k = ``pull``, centre mix_x x + mix_v v, scale
-    1 / c_x = ``scale``), and the other half of the linear part."""
+    Euler step v += eta ``forcing`` y of the Y-dependent drift, an SK-ROCK step (``deltas``) of y
+    towards pi(y / c_x) N((x, v); y c / c_x, Sigma) (pull k = ``pull``, centre mix_x x + mix_v v,
+    scale 1 / c_x = ``scale``), and the other half of the linear part."""
     n, d = xs.shape
-    centre = work[5]
+    centre = work[10]
     for r in range(etas.size):
         total = 0.0
         for p in range(n):
@@ -407,8 +520,8 @@ def multcdiff_cld_chunk(logp_grad, args, rng, xs, vs, ys, trans, chols, forcing,
                 v[i] += etas[r] * forcing[r] * y[i]
                 centre[i] = mix_x[r] * x[i] + mix_v[r] * v[i]
             total += abs(forcing[r]) * norm(y)
-            n_grad[p] += skrock_step(logp_grad, args, rng, y, etas[r] / eps, mu, nu, kappa, centre, pull[r], 0.0,
-                                     scale[r], scale[r], work[:5])
+            n_grad[p] += _guarded_fast_step(logp_grad, args, frame, rng, y, deltas[r], lips, p, bound, theta, mu, nu,
+                                            kappa, centre, pull[r], 0.0, scale[r], scale[r], work)
             _linear_half(rng, x, v, trans[r], chols[r])
         out_norm[r] = total / n
 
@@ -416,14 +529,15 @@ def multcdiff_cld_chunk(logp_grad, args, rng, xs, vs, ys, trans, chols, forcing,
 # -- plans: the per-iteration schedule of a run, and its exact cost -----------------------------
 
 
-def multalmc_plan(settings: MultALMC, n_steps: int) -> dict:
-    """Per iteration l < L: lambda at its start and end (clamped), the friction, and whether it is
-    a plain-Langevin iteration (lambda_l >= 1 - lambda_delta)."""
+def multalmc_plan(settings: MultALMC, n_steps: int, friction=None) -> dict:
+    """Per iteration l < L: lambda at its start and end (clamped), the friction (from the pair
+    ``friction``, default the settings'), and whether it is a plain-Langevin iteration
+    (lambda_l >= 1 - lambda_delta)."""
     lo, hi = settings.lambda_delta, 1.0 - settings.lambda_delta
     t = np.arange(n_steps + 1) / n_steps
     lam = path_schedule(t, settings.schedule)
     final = lam[:-1] >= hi
-    g0, g1 = settings.friction
+    g0, g1 = friction if friction is not None else (settings.friction or _FRICTION)
     half = n_steps / 2
     fric = np.where(np.arange(n_steps) < half, g0, g0 + (g1 - g0) * (np.arange(n_steps) - half) / max(half, 1))
     return {"lambda": lam[:-1], "lam_c": np.clip(lam[:-1], lo, hi), "lam_n": np.clip(lam[1:], lo, hi),
@@ -547,47 +661,188 @@ def chol2(q):
 
 
 def _warn_if_diverged(run):
-    """Warn when particles ended non-finite or far out: the fast step left SK-ROCK's stability
-    region somewhere (measured on the funnel at the paper's preset, whose curvature is unbounded)."""
+    """Warn when particles ended non-finite or far out (beyond 1e6 in the sampler's coordinates):
+    the fast step left SK-ROCK's stability region somewhere (measured on the funnel at the paper's
+    preset, whose curvature is unbounded), or the slow step was too long for the target's curvature."""
     bad = ~np.all(np.isfinite(run.xs), axis=1) | (np.abs(run.xs).max(axis=1, initial=0.0) > 1e6)
     if bad.any():
         warnings.warn(f"{run.settings.name}: {int(bad.sum())} of {bad.size} particles diverged (non-finite or beyond "
-                      "1e6): the fast step h / eps is outside SK-ROCK's stability bound somewhere on the path; "
-                      "lower step_size or raise eps (MultALMC.fast_stiffness)", RuntimeWarning, stacklevel=2)
+                      "1e6): the fast step is outside SK-ROCK's stability bound somewhere on the path, or the slow "
+                      "step too long for the target's curvature (attrs['tuned']['lipschitz'] underestimated it); "
+                      "lower step_size / stability, or raise eps", RuntimeWarning, stacklevel=2)
+
+
+def estimate_lipschitz(target, frame, rng, n_points=_CURV_POINTS, n_iter=_CURV_ITERS):
+    """The largest curvature of log pi in the frame's coordinates u, max over ``n_points`` points
+    (the centre, then draws of N(0, I) in the frame: the pilot's Gaussian fit of the bulk) of
+    |largest Hessian eigenvalue|, by ``n_iter`` power iterations on finite differences of
+    gradients. Returns (estimate, gradients spent); points with non-finite gradients are skipped."""
+    d = target.dim
+    pts = rng.standard_normal((n_points, d))
+    pts[0] = 0.0
+    best, n = 0.0, 0
+    h = 1e-5
+
+    def grad_u(u):
+        _, g = target.logp_grad(frame_to_x(frame, u))
+        g = np.asarray(g, dtype=float)
+        kind, _, scale, chol = frame
+        return chol.T @ g if kind == 2 else (scale * g if kind == 1 else g)
+
+    for u in pts:
+        g0 = grad_u(u)
+        n += 1
+        if not np.all(np.isfinite(g0)):
+            continue
+        v = rng.standard_normal(d)
+        v /= np.linalg.norm(v)
+        est = 0.0
+        for _ in range(n_iter):
+            hv = (grad_u(u + h * v) - g0) / h
+            n += 1
+            size = float(np.linalg.norm(hv))
+            if not np.isfinite(size) or size == 0.0:
+                break
+            est, v = size, hv / size
+        best = max(best, est)
+    return best, n
+
+
+def _resample_pool(target, frame, rng, n_pool, draws):
+    """Starting points of the fast chains, in the frame's units: ``n_pool`` draws of N(0, 2 I) (the
+    pilot's fit, widened as ``pooled_bulk``'s importance round) resampled in proportion to
+    (pi / N(0, 2 I))^beta, beta <= 1 the largest for which the weights' ESS is at least a tenth of
+    the pool. Returns (points (draws, d), the ESS at beta, beta, evaluations)."""
+    d = target.dim
+    u = np.sqrt(2.0) * rng.standard_normal((n_pool, d))
+    lps = np.empty(n_pool)
+    log_densities(target.logp_fn, target.kernel_args, np.ascontiguousarray(frame_to_x(frame, u)), lps)
+    log_w = lps + 0.25 * np.sum(u * u, axis=1)
+    log_w[~np.isfinite(log_w)] = -np.inf
+    if not np.isfinite(log_w.max()):
+        return u[:draws] if n_pool >= draws else u[rng.integers(n_pool, size=draws)], 0.0, 0.0, n_pool
+
+    def ess(beta):
+        w = np.exp(beta * (log_w - log_w.max()))
+        return w.sum() ** 2 / np.sum(w * w), w
+
+    beta, lo, hi = 1.0, 0.0, 1.0
+    if ess(1.0)[0] < 0.1 * n_pool:
+        for _ in range(40):
+            beta = 0.5 * (lo + hi)
+            lo, hi = (beta, hi) if ess(beta)[0] >= 0.1 * n_pool else (lo, beta)
+        beta = lo
+    e, w = ess(beta)
+    idx = rng.choice(n_pool, size=draws, p=w / w.sum())
+    return u[idx], float(e), float(beta), n_pool
 
 
 class _MultiscaleRun(ParticleRun):
     step_stat_dtypes: ClassVar[dict] = {"lambda": np.float64, "friction": np.float64, "drift_norm": np.float64,
-                                        "regime": np.int8}
+                                        "regime": np.int8, "fast_step": np.float64}
+
+    def _pilot(self, settings, target, rng, init, draws, budget_per_particle):
+        """Standardisation (frame), curvature and the tuned h and frictions; returns the budget
+        per particle left for the iterations (None: no budget)."""
+        d = target.dim
+        sizes = settings.pilot_sizes(d, None if budget_per_particle is None else budget_per_particle * draws)
+        self.pilot_logp = self.pilot_grad = 0
+        if settings.uses_pilot:
+            starts = (np.tile(np.asarray(init, float), (sizes.searches, 1)) if init is not None
+                      else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
+            mean, cov, n_evals = pooled_bulk(target.logp_fn, target.kernel_args, starts, rng, n_importance=sizes.pooled,
+                                             max_evals=sizes.search_evals)
+            vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
+            cov = (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
+            self.frame = dense_frame(mean, np.linalg.cholesky(cov))
+            self.pilot_logp += n_evals
+        else:
+            self.frame = identity_frame(d)
+        tune = settings.step_size is None or settings.eps is None or settings.friction is None
+        self.lipschitz = np.nan
+        if tune:
+            self.lipschitz, n = estimate_lipschitz(target, self.frame, rng, max(2, sizes.curv_points))
+            self.pilot_grad += n
+            if not (np.isfinite(self.lipschitz) and self.lipschitz > 0):
+                raise ValueError(f"{settings.name}: the pilot found no finite curvature of the target (gradients "
+                                 "non-finite or zero at every probe); give step_size, eps and friction")
+        floor = 1.0 / self._noise_var(settings)
+        stiff = max(self.lipschitz, floor) if tune else np.nan
+        self.h = settings.step_size if settings.step_size is not None else settings.step_scale / np.sqrt(stiff)
+        self.friction = (tuple(settings.friction) if settings.friction is not None
+                         else tuple(f * np.sqrt(stiff) for f in _FRICTION))
+        self.ys = rng.standard_normal((draws, d))
+        self.init_ess = self.init_beta = np.nan
+        if settings.resamples_init:
+            u, self.init_ess, self.init_beta, n = _resample_pool(target, self.frame, rng, max(sizes.pool, draws), draws)
+            self.ys = np.sqrt(settings.lambda_delta) * u
+            self.pilot_logp += n
+        if budget_per_particle is None:
+            return None
+        # the allowance, not what this run's pilot spent: every run of a sample() gets the same grid
+        allowance = _pilot_allowance(sizes._replace(pool=max(sizes.pool, draws) if sizes.pool else 0))
+        return budget_per_particle - allowance / draws
+
+    @staticmethod
+    def _noise_var(settings):
+        return getattr(settings, "noise_scale", 1.0) ** 2
+
+    def _fast_steps(self, settings, steps, lip_fast):
+        """The SK-ROCK step per iteration: ``steps`` / eps with eps given, else the largest step with
+        Delta Lip(f) = stability x bound, for the fast drift's Lipschitz constant ``lip_fast``."""
+        if settings.eps is not None:
+            return np.asarray(steps, dtype=float) / settings.eps
+        return settings.stability * stability_bound(settings.stages, settings.damping) / lip_fast
 
     def _common(self, settings, target, rng, draws, n_steps):
         super().__init__(settings, target, rng, 0, draws, n_steps)
         d = target.dim
+        self.extra_logp += self.pilot_logp
+        self.extra_grad += self.pilot_grad
         self.coef = skrock_coefficients(settings.stages, settings.damping)
         self.xs = np.empty((draws, d))
         self.vs = np.zeros((draws, d))
-        self.ys = rng.standard_normal((draws, d))
         self.gs = np.zeros((draws, d))
-        self.work = np.zeros((7, d))
+        self.work = np.zeros((13, d))
+        self.lips = np.zeros(draws)
+        self.bound = stability_bound(settings.stages, settings.damping)
         self.cache = np.array([-1.0])
         self.norms = np.zeros(n_steps)
 
+    def _finish(self):
+        self.particles[:] = frame_to_x(self.frame, self.xs)
+        _warn_if_diverged(self)
+
     def tuned(self):
         s = self.settings
-        return {"n_steps": int(self.total), "fast_step": s.step_size / s.eps,
-                "skrock_bound": stability_bound(s.stages, s.damping)}
+        fast = self.step_stats["fast_step"]
+        fast = fast[np.isfinite(fast) & (fast > 0)]
+        kind, centre, scale, chol = self.frame
+        out = {"n_steps": int(self.total), "step_size": float(self.h), "friction": [float(f) for f in self.friction],
+               "lipschitz": float(self.lipschitz), "standardised": bool(kind != 0),
+               "fast_step_min": float(fast.min()) if fast.size else np.nan,
+               "fast_step_max": float(fast.max()) if fast.size else np.nan,
+               "skrock_bound": stability_bound(s.stages, s.damping),
+               "pilot_evals": int(self.pilot_logp + self.pilot_grad)}
+        if s.resamples_init:
+            out.update(init_ess=self.init_ess, init_beta=self.init_beta)
+        if kind:
+            out["frame_scale"] = [float(v) for v in np.sqrt(np.sum(chol ** 2, axis=1))]
+        return out
 
 
 class MultALMCRun(_MultiscaleRun):
     drift_scale: ClassVar[float] = 1.0  # the tests' mutant subclass changes it
 
-    def __init__(self, settings: MultALMC, target, rng, draws, budget_per_particle):
+    def __init__(self, settings: MultALMC, target, rng, init, draws, budget_per_particle):
+        left = self._pilot(settings, target, rng, init, draws, budget_per_particle)
         n_steps = settings.n_steps
-        if budget_per_particle is not None:
-            n_steps = steps_for_budget("multalmc", lambda L: int(multalmc_cost(settings, multalmc_plan(settings, L)).sum()),
-                                       budget_per_particle)
+        if left is not None:
+            n_steps = steps_for_budget("multalmc", lambda L: int(multalmc_cost(settings, multalmc_plan(settings, L,
+                                                                                                       self.friction)).sum()),
+                                       left)
         self._common(settings, target, rng, draws, n_steps)
-        self.plan = multalmc_plan(settings, n_steps)
+        self.plan = multalmc_plan(settings, n_steps, self.friction)
         d = target.dim
         sigma = settings.noise_scale
         z = rng.standard_normal((draws, d))
@@ -596,56 +851,70 @@ class MultALMCRun(_MultiscaleRun):
         self.xs[:] = sigma * z
         if settings.underdamped:
             self.vs[:] = rng.standard_normal((draws, d))
+        lam_n = self.plan["lam_n"]
+        if settings.noise == "gaussian":
+            pull = 1.0 / ((1.0 - lam_n) * sigma**2)
+        else:
+            pull = (settings.tail_index + d) / (settings.tail_index * sigma**2 * (1.0 - lam_n))
+        self.deltas = self._fast_steps(settings, np.full(n_steps, self.h), pull + self.lipschitz / lam_n)
         self.time = self.plan["lambda"].copy()
         self.step_stats["lambda"][:] = self.plan["lambda"]
         self.step_stats["friction"][:] = self.plan["friction"] if settings.underdamped else np.nan
         self.step_stats["regime"][:] = np.where(self.plan["final"], 2, self.plan["lam_c"] >= settings.lambda_tilde)
+        self.step_stats["fast_step"][:] = np.where(self.plan["final"], np.nan, self.deltas)
 
     def advance(self, start, stop):
         s, t, c, p = self.settings, self.target, self.coef, self.plan
         final = p["final"]
         split = start + int(np.searchsorted(final[start:stop], True)) if final[start:stop].any() else stop
         if split > start:
-            multalmc_chunk(t.logp_grad_fn, t.kernel_args, self.rng, self.xs, self.vs, self.ys, self.gs,
-                           p["lam_c"][start:split], p["lam_n"][start:split], p["friction"][start:split], s.step_size,
-                           s.eps, s.lambda_tilde, s.underdamped, NOISES.index(s.noise), s.tail_index,
-                           s.noise_scale**2, c.mu, c.nu, c.kappa, self.cache, self.work, self.n_grad,
+            multalmc_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.vs, self.ys, self.gs,
+                           p["lam_c"][start:split], p["lam_n"][start:split], p["friction"][start:split], self.h,
+                           self.deltas[start:split], s.lambda_tilde, s.underdamped, NOISES.index(s.noise),
+                           s.tail_index, s.noise_scale**2, c.mu, c.nu, c.kappa, self.lips, self.bound, s.stability,
+                           self.cache, self.work, self.n_grad,
                            self.norms[start:split], self.drift_scale)
         if stop > split:
-            langevin_phase_chunk(t.logp_grad_fn, t.kernel_args, self.rng, self.xs, self.vs, self.gs, stop - split,
-                                 s.step_size, p["friction"][split:stop], np.ones(t.dim), s.underdamped, self.cache,
-                                 self.n_grad, self.norms[split:stop])
+            langevin_phase_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.vs, self.gs,
+                                 stop - split, self.h, p["friction"][split:stop], np.ones(t.dim), s.underdamped,
+                                 self.cache, self.work, self.n_grad, self.norms[split:stop])
         self.step_stats["drift_norm"][start:stop] = self.norms[start:stop]
         if stop == self.total:
-            self.particles[:] = self.xs
-            _warn_if_diverged(self)
+            self._finish()
 
 
 class MultCDiffRun(_MultiscaleRun):
-    def __init__(self, settings: MultCDiff, target, rng, draws, budget_per_particle):
+    def __init__(self, settings: MultCDiff, target, rng, init, draws, budget_per_particle):
+        left = self._pilot(settings, target, rng, init, draws, budget_per_particle)
         n_steps = settings.n_steps
-        if budget_per_particle is not None:
-            n_steps = steps_for_budget("multcdiff", lambda L: cdiff_total_cost(settings, L), budget_per_particle)
+        if left is not None:
+            n_steps = steps_for_budget("multcdiff", lambda L: cdiff_total_cost(settings, L), left)
         self._common(settings, target, rng, draws, n_steps)
         self.plan = cdiff_plan(settings, n_steps)
         d = target.dim
         self.xs[:] = rng.standard_normal((draws, d))
         g = settings.cld_friction
         self.mass = cld_mass(g)
+        lip = self.lipschitz
         if settings.underdamped:
             self.vs[:] = np.sqrt(self.mass) * rng.standard_normal((draws, d))
             self._cld_tables(g)
+            self.deltas = self._fast_steps(settings, self.etas, self.pull + lip * self.scale**2)
         else:
             s = self.plan["s"]
             self.ou = {"a_now": np.exp(-s[:-1]), "var_now": -np.expm1(-2 * s[:-1]), "a_next": np.exp(-s[1:]),
                        "var_next": -np.expm1(-2 * s[1:]), "eta": s[:-1] - s[1:]}
+            self.deltas = self._fast_steps(settings, self.ou["eta"],
+                                           1.0 / self.ou["var_next"] + lip / self.ou["a_next"]**2)
         n_rev = self.plan["n_rev"]
         self.time = self.plan["lambda"].copy()
         self.step_stats["lambda"][:] = self.plan["lambda"]
         self.step_stats["regime"][:] = np.where(np.arange(self.total) < n_rev, 0, 2)
-        self.final_friction = settings.friction[1] if not settings.underdamped else g
+        self.final_friction = self.friction[1] if not settings.underdamped else g
         self.step_stats["friction"][:] = np.where(np.arange(self.total) < n_rev, g if settings.underdamped else np.nan,
                                                   self.final_friction if settings.underdamped else np.nan)
+        self.step_stats["fast_step"][:n_rev] = self.deltas
+        self.step_stats["fast_step"][n_rev:] = np.nan
 
     def _cld_tables(self, g):
         """Per reverse step: the half-step transition of the linear part (coefficients frozen at
@@ -673,22 +942,22 @@ class MultCDiffRun(_MultiscaleRun):
         if split > start:
             sl = slice(start, split)
             if s.underdamped:
-                multcdiff_cld_chunk(t.logp_grad_fn, t.kernel_args, self.rng, self.xs, self.vs, self.ys, self.trans[sl],
-                                    self.chols[sl], self.forcing[sl], self.pull[sl], self.mix_x[sl], self.mix_v[sl],
-                                    self.scale[sl], self.etas[sl], s.eps, c.mu, c.nu, c.kappa, self.work, self.n_grad,
-                                    self.norms[sl])
+                multcdiff_cld_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.vs, self.ys,
+                                    self.trans[sl], self.chols[sl], self.forcing[sl], self.pull[sl], self.mix_x[sl],
+                                    self.mix_v[sl], self.scale[sl], self.etas[sl], self.deltas[sl], c.mu, c.nu,
+                                    c.kappa, self.lips, self.bound, s.stability, self.work, self.n_grad, self.norms[sl])
             else:
                 o = self.ou
-                multcdiff_ou_chunk(t.logp_grad_fn, t.kernel_args, self.rng, self.xs, self.ys, o["a_now"][sl],
-                                   o["var_now"][sl], o["a_next"][sl], o["var_next"][sl], o["eta"][sl], s.eps, c.mu,
-                                   c.nu, c.kappa, self.work, self.n_grad, self.norms[sl])
+                multcdiff_ou_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.ys,
+                                   o["a_now"][sl], o["var_now"][sl], o["a_next"][sl], o["var_next"][sl], o["eta"][sl],
+                                   self.deltas[sl], c.mu, c.nu, c.kappa, self.lips, self.bound, s.stability, self.work,
+                                   self.n_grad, self.norms[sl])
         if stop > split:
             inv_mass = np.full(t.dim, 1.0 / self.mass)
             fr = np.full(stop - split, self.final_friction)
-            langevin_phase_chunk(t.logp_grad_fn, t.kernel_args, self.rng, self.xs, self.vs, self.gs, stop - split,
-                                 s.step_size, fr, inv_mass, s.underdamped, self.cache, self.n_grad,
-                                 self.norms[split:stop])
+            langevin_phase_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.vs, self.gs,
+                                 stop - split, self.h, fr, inv_mass, s.underdamped, self.cache, self.work,
+                                 self.n_grad, self.norms[split:stop])
         self.step_stats["drift_norm"][start:stop] = self.norms[start:stop]
         if stop == self.total:
-            self.particles[:] = self.xs
-            _warn_if_diverged(self)
+            self._finish()
