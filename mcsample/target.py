@@ -56,41 +56,49 @@ def _is_numba_function(f) -> bool:
 # prints "Exception ignored" and returns a garbage default (0.0, or a null gradient array that
 # crashes the kernel). So the cfunc is a guard around the user's dispatcher: an exception (a
 # division by zero at an extreme point, say) or a gradient of the wrong length becomes NaN, which
-# the samplers treat as a rejected proposal or a divergence. The guard is generated per arity and
-# compiled per target (about 0.2 s; the user's own function is served from its cache).
-# A gradient the user returns as float64[::1] is passed on as it is ("logp_grad_view"); only other
-# dtypes or layouts are copied ("logp_grad"). The try/except itself costs no measurable time
-# (benchmarks/guard_overhead.py).
+# the samplers treat as a rejected proposal or a divergence. The guard is generated per data layout
+# and compiled per target (the user's own function is served from its cache).
+# Only the user's call sits inside the try: numba compiles every statement of a try block with its
+# own exception checks, and the whole guard inside one took ~4x longer to compile (7.2 s against
+# 1.9 s for gauss100's logp_grad on a loaded machine), the dominant cost of a new target. A gradient the user returns as float64[::1] is passed on as it is
+# ("logp_grad_view"); only other dtypes or layouts are copied ("logp_grad"). The try/except
+# itself costs no measurable time per call (benchmarks/guard_overhead.py).
 _GUARDS = {
     "logp": """
 def guarded(x{params}):
+{prelude}    ok = True
     try:
-{prelude}        return float(user(x{call}))
+        lp = user(x{call})
     except Exception:
+        ok = False
+    if not ok:
         return np.nan
+    return float(lp)
 """,
     "logp_grad": """
 def guarded(x{params}):
+{prelude}    ok = True
     try:
-{prelude}        lp, g = user(x{call})
-        if g.size != x.size:
-            return np.nan, np.full(x.size, np.nan)
-        out = np.empty(x.size)  # any dtype or layout the user returns, as float64[::1]
-        for i in range(x.size):
-            out[i] = g[i]
-        return float(lp), out
+        lp, g = user(x{call})
     except Exception:
+        ok = False
+    if not ok or g.size != x.size:
         return np.nan, np.full(x.size, np.nan)
+    out = np.empty(x.size)  # any dtype or layout the user returns, as float64[::1]
+    for i in range(x.size):
+        out[i] = g[i]
+    return float(lp), out
 """,
     "logp_grad_view": """
 def guarded(x{params}):
+{prelude}    ok = True
     try:
-{prelude}        lp, g = user(x{call})
-        if g.size != x.size:
-            return np.nan, np.full(x.size, np.nan)
-        return float(lp), g
+        lp, g = user(x{call})
     except Exception:
+        ok = False
+    if not ok or g.size != x.size:
         return np.nan, np.full(x.size, np.nan)
+    return float(lp), g
 """,
 }
 
@@ -134,7 +142,7 @@ class _DataLayout(NamedTuple):
 
     erased: bool
     params: str  # the guard's parameters after x
-    prelude: str  # guard source that rebuilds the data (indented for the try block)
+    prelude: str  # guard source that rebuilds the data (before the try block)
     call: str  # the user's arguments after x
     user_types: tuple  # numba types the user's function receives after x
     kernel_types: tuple  # numba types of kernel_args (the cfunc's parameters after x)
@@ -182,7 +190,7 @@ def _data_layout(args) -> _DataLayout:
     except _NotErasable:
         return _typed_layout(arg_types, args)
     meta = np.array(block + [0], dtype=np.int64)  # never empty: its address must be a real one
-    prelude = f"        meta = carray(_pointer(addr, np.int64), {meta.size})\n"
+    prelude = f"    meta = carray(_pointer(addr, np.int64), {meta.size})\n"
     return _DataLayout(True, ", addr", prelude, "".join(f", {src}" for src, _ in rebuilt),
                        tuple(t for _, t in rebuilt), _ERASED_ARGS, (int(meta.ctypes.data),), (meta, *keep))
 
