@@ -30,8 +30,10 @@ _jit = numba.njit(cache=True, nogil=True)
 # Inlined at numba-IR level into its one caller: a call costs an atomic reference count on every
 # array it is passed, and the workspace holds ~30 (NUTS on arK ran ~2.5% slower as a call).
 # Inlining the per-leaf helpers too (leapfrog, dot, the U-turn checks, copies) cut the sampler's
-# own work per gradient on gauss100 by ~15% but doubled the compile time for new data types
-# (64 -> 135 s on a loaded machine), so they stay calls.
+# own work per gradient on gauss100 by ~15% but doubled the kernels' compile time (64 -> 135 s on
+# a loaded machine), so they stay calls. That was measured when kernels were compiled per data
+# signature; since the data's types are erased (mcsample.target) it is a once-per-machine cost,
+# not re-measured.
 _inline = numba.njit(cache=True, nogil=True, inline="always")
 
 METRICS = ("diag", "dense", "grad_diag")
