@@ -69,7 +69,7 @@ import numpy as np
 
 from .._core.diffusion import (SCHEDULES, cld_mass, cld_transition, exponential_integrator_step,
                                linear_sde_transition, path_schedule)
-from .._core.bulk import log_densities, pooled_bulk
+from .._core.bulk import covering_variance, log_densities, pooled_bulk
 from .._core.langevin import a_step, b_step, o_step, ula_step
 from .._core.posterior_mean import logp_grad_in_frame
 from .._core.skrock import skrock_coefficients, skrock_step_in_frame, stability_bound
@@ -85,7 +85,8 @@ CITATION = ("Cordero-Encinar, Duncan, Reich & Akyildiz (2025), Sampling by avera
 MIN_STEPS = 100
 STANDARDISE = ("auto", "pilot", "none")
 # The pilot: its sizes (``_MultiscaleSettings.pilot_sizes``), at most this share of a run's budget.
-PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "curv_points", "pool"])
+PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "ladder", "curv_points", "pool"])
+_LADDER_RUNGS = 6
 _PILOT_SHARE = 0.25
 _CURV_POINTS, _CURV_ITERS = 32, 6
 # mc.compare: particles such that each gets this many iterations of its run's budget.
@@ -186,16 +187,17 @@ class _MultiscaleSettings(ParticleSettings):
         the pooled importance round's 200 d + 1000, the curvature probe's gradients and the pool of
         the initial resampling; with a budget, scaled down to at most a quarter of the run's
         budget (as walk_jump's pilot; each part at least what makes it work)."""
-        full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, _CURV_POINTS, 2000)
+        full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, 2000, _CURV_POINTS, 2000)
         if not self.uses_pilot:
-            full = full._replace(searches=0, pooled=0, pool=2000 if self.resamples_init else 0)
+            full = full._replace(searches=0, pooled=0, ladder=0, pool=2000 if self.resamples_init else 0)
         cap = None if budget_per_run is None else _PILOT_SHARE * budget_per_run
         if cap is None or _pilot_allowance(full) <= cap:
             return full
         f = cap / _pilot_allowance(full)
         lam = 4 + int(3 * np.log(max(dim, 1)))
         return PilotSizes(min(full.searches, max(1, int(full.searches * f))), max(10 * lam, int(full.search_evals * f)),
-                          max(50, int(full.pooled * f)) if full.pooled else 0, max(4, int(full.curv_points * f)),
+                          max(50, int(full.pooled * f)) if full.pooled else 0,
+                          max(100, int(full.ladder * f)) if full.ladder else 0, max(4, int(full.curv_points * f)),
                           max(200, int(full.pool * f)) if full.pool else 0)
 
     def draws_for_budget(self, budget_per_run: float, dim: int) -> int:
@@ -207,8 +209,8 @@ class _MultiscaleSettings(ParticleSettings):
 
 
 def _pilot_allowance(sizes: PilotSizes) -> int:
-    return (sizes.searches * sizes.search_evals + sizes.pooled + sizes.curv_points * (_CURV_ITERS + 1)
-            + sizes.pool)
+    return (sizes.searches * sizes.search_evals + sizes.pooled + (_LADDER_RUNGS + 1) * sizes.ladder
+            + sizes.curv_points * (_CURV_ITERS + 1) + sizes.pool)
 
 
 @dataclass(frozen=True)
@@ -675,8 +677,8 @@ def _warn_if_diverged(run):
 def estimate_lipschitz(target, frame, rng, n_points=_CURV_POINTS, n_iter=_CURV_ITERS):
     """The largest curvature of log pi in the frame's coordinates u, max over ``n_points`` points
     (the centre, then draws of N(0, I) in the frame: the pilot's Gaussian fit of the bulk) of
-    |largest Hessian eigenvalue|, by ``n_iter`` power iterations on finite differences of
-    gradients. Returns (estimate, gradients spent); points with non-finite gradients are skipped."""
+    the curvature -v.H v along the dominant eigenvector v of the Hessian H of log pi (``n_iter``
+    power iterations on finite differences of gradients; 0 where log pi curves up). Returns (estimate, gradients spent); points with non-finite gradients are skipped."""
     d = target.dim
     pts = rng.standard_normal((n_points, d))
     pts[0] = 0.0
@@ -703,9 +705,36 @@ def estimate_lipschitz(target, frame, rng, n_points=_CURV_POINTS, n_iter=_CURV_I
             size = float(np.linalg.norm(hv))
             if not np.isfinite(size) or size == 0.0:
                 break
-            est, v = size, hv / size
+            # stiffness is -v.Hv > 0 (a well's curvature); a direction where log pi curves up (the
+            # ridge between two modes) is not a stability limit of SK-ROCK, whose stability region
+            # is along the negative real axis: on a 1-D two-mode mixture it read 890 against the
+            # wells' 33 and made h 5x too short
+            est, v = max(0.0, -float(v @ hv)), hv / size
         best = max(best, est)
     return best, n
+
+
+def _axis_second_moments(target, frame, rng, spread, n):
+    """Per axis of the frame, the target's second moment E u_i^2 from one importance round with
+    N(0, spread I) (the ladder's covering variance): a frame whose searches under-fitted one axis
+    (sd 2.5 instead of 10 beside a well-fitted sd 0.1) widened isotropically made the fitted axis
+    3x too wide for the base law, and the samplers' output there 20-55% too wide at L = 800.
+    Falls back to ``spread`` on every axis when the weights' ESS is below 10 d + 10 (high d).
+    Returns (moments (d,), evaluations)."""
+    d = frame[1].size
+    u = np.sqrt(spread) * rng.standard_normal((n, d))
+    lps = np.empty(n)
+    log_densities(target.logp_fn, target.kernel_args, np.ascontiguousarray(frame_to_x(frame, u)), lps)
+    log_w = lps + 0.5 * np.sum(u * u, axis=1) / spread
+    log_w[~np.isfinite(log_w)] = -np.inf
+    if not np.isfinite(log_w.max()):
+        return np.full(d, spread), n
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    if 1.0 / np.sum(w * w) < 10 * d + 10:
+        return np.full(d, spread), n
+    m2 = w @ (u * u)
+    return np.maximum(m2, 1e-6 * m2.max()), n
 
 
 def _resample_pool(target, frame, rng, n_pool, draws):
@@ -747,6 +776,7 @@ class _MultiscaleRun(ParticleRun):
         d = target.dim
         sizes = settings.pilot_sizes(d, None if budget_per_particle is None else budget_per_particle * draws)
         self.pilot_logp = self.pilot_grad = 0
+        self.spread = np.nan
         if settings.uses_pilot:
             starts = (np.tile(np.asarray(init, float), (sizes.searches, 1)) if init is not None
                       else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
@@ -754,8 +784,15 @@ class _MultiscaleRun(ParticleRun):
                                              max_evals=sizes.search_evals)
             vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
             cov = (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
-            self.frame = dense_frame(mean, np.linalg.cholesky(cov))
-            self.pilot_logp += n_evals
+            frame = dense_frame(mean, np.linalg.cholesky(cov))
+            # widen the frame to the covering scale: searches that found one mode of a multimodal
+            # target fit that mode, and N(0, I) there (the base law and the initial pool) would
+            # never see the others (mog8: the frame of one mode, the ladder's second moment ~150)
+            self.spread, n_ladder = covering_variance(target.logp_fn, target.kernel_args, frame, rng,
+                                                      n=sizes.ladder, max_rungs=_LADDER_RUNGS)
+            widen, n_axes = _axis_second_moments(target, frame, rng, self.spread, sizes.ladder)
+            self.frame = dense_frame(mean, frame[3] * np.sqrt(widen))
+            self.pilot_logp += n_evals + n_ladder + n_axes
         else:
             self.frame = identity_frame(d)
         tune = settings.step_size is None or settings.eps is None or settings.friction is None
@@ -823,7 +860,7 @@ class _MultiscaleRun(ParticleRun):
                "fast_step_min": float(fast.min()) if fast.size else np.nan,
                "fast_step_max": float(fast.max()) if fast.size else np.nan,
                "skrock_bound": stability_bound(s.stages, s.damping),
-               "pilot_evals": int(self.pilot_logp + self.pilot_grad)}
+               "pilot_evals": int(self.pilot_logp + self.pilot_grad), "covering_variance": float(self.spread)}
         if s.resamples_init:
             out.update(init_ess=self.init_ess, init_beta=self.init_beta)
         if kind:
