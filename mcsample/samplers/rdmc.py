@@ -15,16 +15,41 @@ The output is a sample of p_delta, the target convolved with N(0, (1 - e^{-2 del
 shrunk by e^{-delta}: close to the target for small delta (in the standardised units below).
 
 The noising process has a scale (it ends at N(0, I)), so the sampler runs in standardised
-coordinates u with x = c + L u, fitted by a short gradient-free pilot: ``tune`` iterations of GPSS
-with its robust frame (median, IQR scales, rank correlations; ``_slice_common.fit_frame``). On a
-multimodal target the pilot sees one mode, so the horizon is long (T = 6: e^{-T} = 0.0025) and
-p_T is close to N(0, I) for targets spread over up to ~40 of the pilot's scale units.
+coordinates u with x = c + L u, fitted by a gradient-free pilot (``standardise="search"``, the
+default): ``n_searches`` CMA-ES searches for the bulk from scattered starts, pooled by one round of
+importance sampling (``_core.bulk.pooled_bulk_and_searches``: mean and covariance of all the modes
+the searches found), then widened by the ``covering_variance`` ladder when part of the target lies
+outside that covariance. So N(0, I) covers every mode found, not one: a frame fitted to one mode
+(the older GPSS pilot, ``standardise="pilot"``) centres the defensive proposal below on that mode
+and pulled two_modes' weights to 0.99-1.00 from d = 5 (truth 2/3).
+
+A frame that spans the modes is wide compared with each mode, and the early stop must not blur
+them: the output p_delta has each direction's variance v turned into e^{-2 delta} v + 1 - e^{-2
+delta}, a relative excess of about 2 delta / v. So ``early_stop`` is a fraction of the narrowest
+within-mode variance w in the frame's units (the median over the searches of the smallest
+eigenvalue of L^{-1} C L^{-T}, C a search's covariance; w = 1 with the GPSS pilot, whose frame is
+one mode's): delta =
+``early_stop`` x w keeps the blur at ~1% of each mode's variance, the same resolution relative
+to the modes whatever their separation. The inner steps scale with w in the same way. The horizon
+is long (T = 6: e^{-T} = 0.0025), so p_T is close to N(0, I) even where the ladder cannot widen the
+frame (high dimension) and the searches missed modes up to ~40 units away.
 
 Inner estimators of m (``estimator``): "is" (self-normalised importance sampling from the
 likelihood factor, gradient-free), "ula" (unadjusted Langevin on q from the likelihood factor's
 draws), "is_ula" and "is_mala" (chains started from an importance resample; MALA adapts each
 chain's step towards acceptance 0.75 and carries it between steps, as the SLIPS benchmark code
 does, but on the correct density q -- that code evaluates p at the conditioning point).
+
+Where the importance samples go. At the wide steps, sigma_s >= a_s (s >= ln(2) / 2), the
+likelihood factor is wider than the whole target in the standardised units, q_s is close to p and
+can hold several modes, and the estimate of m decides how the particles split between them. Inner
+chains cannot: each stays in the mode of its resample, so their average carries the resample's
+noise, which acts like extra noise in the reverse process and pulls the modes' weights towards
+equal (two_modes d = 8, 4 seeds x 400 particles: 0.62 with chains at every step, truth 2/3). So
+is_ula / is_mala use importance sampling alone at the wide steps, with the chains' evaluations as
+more importance samples, and the chains where q_s narrows onto one mode, the mechanism of the
+paper (importance sampling while q_s is multimodal, Langevin once it is log-concave). And the
+wide steps get ``importance_boost`` times the importance samples of the others.
 """
 
 from __future__ import annotations
@@ -35,10 +60,13 @@ from typing import ClassVar
 import numba
 import numpy as np
 
+from collections import namedtuple
+
+from .._core.bulk import covering_variance, pooled_bulk_and_searches
 from .._core.diffusion import (GRIDS, exponential_integrator_step, ou_mean_factor, ou_variance,
                                score_from_posterior_mean, time_grid)
 from .._core.posterior_mean import importance_mean, mala_mean, ula_mean
-from .._core.slice import frame_to_x, identity_frame
+from .._core.slice import dense_frame, frame_to_x, identity_frame
 from ._base import ParticleRun, ParticleSettings
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -58,6 +86,16 @@ _SMALLEST_INNER = (16, 1, 8)
 # _PILOT_CHUNK iterations; the steps are planned from the rest, less a margin for that overshoot,
 # so that every run of a sample() gets the same grid whatever its pilot spent.
 _PILOT_SHARE, _PILOT_EVALS_PER_IT, _PILOT_CHUNK = 0.25, 10, 10
+# The search pilot's sizes (``RDMC.pilot_sizes``) and the floor of the within-mode variance w that
+# sets delta (a collapsed search must not send delta to zero: at w = 1e-4 the default grid still
+# has 6 geometric steps per e-fold of s).
+PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "ladder"])
+_LADDER_RUNGS, _MIN_WIDTH = 8, 1e-4
+
+
+def pilot_allowance(sizes) -> int:
+    """An upper bound on the search standardisation's evaluations."""
+    return sizes.searches * sizes.search_evals + sizes.pooled + _LADDER_RUNGS * sizes.ladder
 
 
 def evals_per_step(estimator: str, n_importance: int, n_chains: int, n_inner: int) -> int:
@@ -71,7 +109,8 @@ class RDMC(ParticleSettings):
     """Settings for reverse diffusion Monte Carlo (Huang et al. 2024, ICLR).
 
     horizon : T, the forward time the reverse process starts from (standardised units).
-    early_stop : delta, where it stops; the output is p_delta.
+    early_stop : where it stops, as a fraction of the narrowest within-mode variance w in the
+        standardised units (module docstring): the output is p_delta with delta = early_stop x w.
     n_steps : outer steps on the time grid when no budget is given; with ``max_evals`` the steps
         are planned from the budget per particle left after the pilot (``plan_for_budget``: the
         inner sizes below, shrunk when that would leave fewer than ``MIN_STEPS`` = 30 steps).
@@ -82,6 +121,14 @@ class RDMC(ParticleSettings):
         out as burn-in (SLIPS: 4 x 32, keeping the last 16).
     inner_step : ULA step in standardised units (default 0.1 / (1 + a^2 / sigma^2), a tenth of
         the inverse curvature of q for a unit-scale target).
+    importance_boost : the wide steps (sigma_s >= a_s: the likelihood factor wider than the target
+        in the standardised units, where q_s can still hold several modes and the importance
+        weights decide the modes' weights) get this many times the samples of the others, the
+        average staying ``n_importance``. On two_modes (d = 8, 4 seeds x 400 particles, "is")
+        the first mode's weight came out 0.621 +- 0.012 with 128 samples at every step (boost 1),
+        0.644 with boost 4, 0.646 with 8 and 0.675 with 512 at every step (truth 0.667): too few
+        samples there pull the weights towards equal. Boost 8 leaves the narrow steps so few
+        samples that each mode's sd came out 11% too wide (4: 7%, 1: 3%).
     antithetic : importance samples in antithetic pairs.
     defensive : the fraction of importance samples drawn from N(0, I) in standardised units
         instead of the likelihood factor (``_core.posterior_mean.importance_mean``): without it, a
@@ -91,10 +138,14 @@ class RDMC(ParticleSettings):
         n_s = d a^2 / (sigma^4 eps^2 (a^2 / sigma^2 - 1)) (the plug-in score's error with q_s
         strongly log-concave at unit curvature; notes 2.1 item 6), between 16 and 8 x n_importance,
         and 8 x n_importance where q_s need not be log-concave.
-    standardise : "pilot" (GPSS pilot of ``tune`` iterations fits x = c + L u) or "none".
+    standardise : "search" (``n_searches`` bulk searches, pooled and widened to cover the target,
+        fit x = c + L u; module docstring), "pilot" (a GPSS chain of ``tune`` iterations fits it
+        to the mode it finds) or "none".
+    n_searches : bulk searches of the "search" standardisation.
 
-    ``tune`` is the pilot's length (with a budget, at most a quarter of the run's budget); ``init``
-    its starting point.
+    ``init``: the searches' (or the pilot's) starting point; without it the searches start
+    uniformly in [-2, 2]^d. ``tune`` is the GPSS pilot's length ("pilot" only). With a budget the
+    standardisation takes at most a quarter of the run's budget.
     """
 
     name: ClassVar[str] = "rdmc"
@@ -111,10 +162,12 @@ class RDMC(ParticleSettings):
     n_inner: int = 32
     burn: float = 0.5
     inner_step: float | None = None
+    importance_boost: float = 4.0
     antithetic: bool = False
     defensive: float = 0.1
     score_tolerance: float | None = None
-    standardise: str = "pilot"
+    standardise: str = "search"
+    n_searches: int = 8
 
     def validate(self, dim: int) -> None:
         if self.estimator not in ESTIMATORS:
@@ -123,13 +176,17 @@ class RDMC(ParticleSettings):
             raise ValueError(f"grid must be one of {GRIDS}, got {self.grid!r}")
         if not 0.0 < self.early_stop < self.horizon:
             raise ValueError(f"need 0 < early_stop < horizon, got {self.early_stop} and {self.horizon}")
+        if not self.importance_boost >= 1.0:
+            raise ValueError(f"importance_boost must be at least 1, got {self.importance_boost}")
         for name in ("n_steps", "n_importance", "n_chains", "n_inner"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.burn < 1.0:
             raise ValueError(f"burn must be in [0, 1), got {self.burn}")
-        if self.standardise not in ("pilot", "none"):
-            raise ValueError(f"standardise must be 'pilot' or 'none', got {self.standardise!r}")
+        if self.standardise not in ("search", "pilot", "none"):
+            raise ValueError(f"standardise must be 'search', 'pilot' or 'none', got {self.standardise!r}")
+        if self.n_searches < 1:
+            raise ValueError(f"n_searches must be at least 1, got {self.n_searches}")
         if not 0.0 <= self.defensive < 1.0:
             raise ValueError(f"defensive must be in [0, 1), got {self.defensive}")
         if self.score_tolerance is not None and not self.score_tolerance > 0:
@@ -146,6 +203,20 @@ class RDMC(ParticleSettings):
     def evals_per_step(self, estimator: str) -> int:
         """Evaluations per particle and outer step at the default inner sizes."""
         return evals_per_step(estimator, self.n_importance, self.n_chains, self.n_inner)
+
+    def pilot_sizes(self, dim: int, budget_per_run: float | None = None) -> PilotSizes:
+        """The search standardisation's sizes: ``n_searches`` searches of at most 2000 + 500 d
+        evaluations, the pooled importance round's 200 d + 1000 and the ladder's 4000 a rung; with
+        a budget, all scaled down so that they cost at most a quarter of the run's budget (each at
+        least one search of 10 CMA-ES generations, 50 and 100 draws)."""
+        full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, 4000)
+        cap = None if budget_per_run is None else _PILOT_SHARE * budget_per_run
+        if cap is None or pilot_allowance(full) <= cap:
+            return full
+        f = cap / pilot_allowance(full)
+        lam = 4 + int(3 * np.log(dim))
+        return PilotSizes(max(1, int(full.searches * f)), max(10 * lam, int(full.search_evals * f)),
+                          max(50, int(full.pooled * f)), max(100, int(full.ladder * f)))
 
     def draws_for_budget(self, budget_per_run: float, dim: int) -> int:
         """Population for a run of ``budget_per_run`` evaluations (``mc.compare``), a quarter of it
@@ -208,17 +279,19 @@ def rdmc_step_importance(logp, args, frame, rng, ys, s, eta, n_is, antithetic, d
 
 @_jit
 def rdmc_step(logp, logp_grad, args, frame, rng, ys, s, eta, estimator, n_is, antithetic, defensive,
-              n_inner, n_burn, inner_step, chains, mala_steps, work, n_logp, n_grad, step_stats, drift_factor):
+              n_inner, n_burn, inner_step, width, chains, mala_steps, work, n_logp, n_grad, step_stats,
+              drift_factor):
     """The step with an inner Langevin estimator (``estimator``: _ULA, _IS_ULA or _IS_MALA), the
     chains started from the likelihood factor's draws (ULA) or an importance resample; as
-    ``rdmc_step_importance`` otherwise."""
+    ``rdmc_step_importance`` otherwise. The default ULA step is a tenth of the inverse curvature
+    of q for modes of variance ``width``."""
     a = ou_mean_factor(s)
     var = ou_variance(s)
     d = ys.shape[1]
     z, xi, buf, mean, score = work[0], work[1], work[2], work[3], work[4]
     scratch = work[5:]
     sd = np.sqrt(var) / a
-    h = inner_step if inner_step > 0.0 else 0.1 / (1.0 + a * a / var)
+    h = inner_step if inner_step > 0.0 else 0.1 / (1.0 / width + a * a / var)
     sum_ess = 0.0
     sum_accept = 0.0
     sum_norm = 0.0
@@ -234,6 +307,11 @@ def rdmc_step(logp, logp_grad, args, frame, rng, ys, s, eta, estimator, n_is, an
             n_logp[p] += n
             sum_ess += ess
         if estimator == _IS_MALA:
+            # q's variance is at most the likelihood factor's, var / a^2 in every direction where p is
+            # log-concave: a step carried over from a larger s is cut to it, not left to shrink by
+            # 1.03 an inner step while q narrows faster (short inner chains then stopped moving)
+            for c in range(chains.shape[0]):
+                mala_steps[p, c] = min(mala_steps[p, c], var / (a * a))
             ng, accept = mala_mean(logp_grad, args, frame, rng, y, a, var, chains, mala_steps[p], n_inner,
                                    n_burn, scratch, mean)
             sum_accept += accept
@@ -257,12 +335,29 @@ def draw_standard_normal(rng, out):
 # -- the run -----------------------------------------------------------------------------------
 
 
+def _regularised(cov):
+    """The symmetric part of ``cov`` with its eigenvalues floored at 1e-12 of the largest."""
+    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
+    return (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
+
+
+def _whiten(chol, cov):
+    """L^{-1} C L^{-T}: the covariance ``cov`` in the units u of x = c + L u."""
+    a = np.linalg.solve(chol, cov)
+    return np.linalg.solve(chol, a.T)
+
+
 def importance_sizes(settings: RDMC, grid: np.ndarray, dim: int, n_importance: int | None = None) -> np.ndarray:
-    """Importance samples per step: ``n_importance`` (default: the settings'), or the
-    score-tolerance rule."""
+    """Importance samples per step: ``n_importance`` (default: the settings') on average, with
+    ``importance_boost`` times as many at the wide steps (sigma_s >= a_s) as at the others, the
+    same total; or the score-tolerance rule."""
     n_importance = settings.n_importance if n_importance is None else n_importance
-    n = np.full(grid.size - 1, n_importance, dtype=np.int64)
     if settings.score_tolerance is None:
+        wide = np.exp(-2.0 * grid[:-1]) <= -np.expm1(-2.0 * grid[:-1])
+        total = n_importance * wide.size
+        narrow = max(1, int(total // (settings.importance_boost * wide.sum() + (~wide).sum())))
+        n = np.where(wide, int(settings.importance_boost * narrow), narrow).astype(np.int64)
+        n[0] += total - n.sum()  # what rounding left, so that every plan spends its budget
         return n
     eps, n_max = settings.score_tolerance, 8 * n_importance
     a = np.exp(-grid[:-1])
@@ -305,24 +400,55 @@ class RDMCRun(ParticleRun):
         d = target.dim
         n_steps, self.n_importance, n_chains, self.n_inner = (
             settings.n_steps, settings.n_importance, settings.n_chains, settings.n_inner)
-        allotment = None
-        if budget_per_particle is not None:
+        allotment = sizes = None
+        if settings.standardise == "search":
+            sizes = settings.pilot_sizes(d, None if budget_per_particle is None else budget_per_particle * draws)
+            allotment = pilot_allowance(sizes)  # an upper bound: nothing to plan around afterwards
+            margin = 0.0
+        elif budget_per_particle is not None:
             allotment = min(tune * _PILOT_EVALS_PER_IT, _PILOT_SHARE * budget_per_particle * draws)
             margin = 0.0 if allotment == 0 or settings.standardise == "none" else 0.05 * allotment + 200
+        if budget_per_particle is not None:
             n_steps, self.n_importance, n_chains, self.n_inner = plan_for_budget(
                 settings, self.estimator, budget_per_particle - (allotment + margin) / draws)
-        self.frame, pilot_evals = self._pilot(settings, target, rng, init, tune, allotment)
+        if sizes is not None:
+            self.frame, self.width, pilot_evals = self._search(settings, target, rng, init, sizes)
+        else:
+            self.frame, pilot_evals = self._pilot(settings, target, rng, init, tune, allotment)
+            self.width = 1.0
         super().__init__(settings, target, rng, tune, draws, n_steps)
         self.extra_logp += pilot_evals
-        self.grid = time_grid(settings.horizon, settings.early_stop, n_steps, settings.grid)
+        self.early_stop = settings.early_stop * self.width
+        self.grid = time_grid(settings.horizon, self.early_stop, n_steps, settings.grid)
         self.time = self.grid[:-1].copy()
-        self.n_is = importance_sizes(settings, self.grid, d, self.n_importance)
+        # at the wide steps the inner chains' evaluations go to importance sampling (module docstring)
+        self.wide = np.exp(-2.0 * self.grid[:-1]) <= -np.expm1(-2.0 * self.grid[:-1])
+        chain_evals = evals_per_step(self.estimator, 0, n_chains, self.n_inner) if self.estimator in ("is_ula", "is_mala") else 0
+        self.n_is = importance_sizes(settings, self.grid, d, self.n_importance) + chain_evals * self.wide
         self.y = np.empty((draws, d))
         draw_standard_normal(rng, self.y)  # p_T is N(0, I) up to e^{-2T}
         self.chains = np.zeros((n_chains, d))
-        self.mala_steps = np.full((draws, n_chains), 0.5 * (1.0 - np.exp(-2.0 * settings.horizon)))
+        self.mala_steps = np.full((draws, n_chains), 0.5 * self.width * (1.0 - np.exp(-2.0 * settings.horizon)))
         self.work = np.zeros((10, d))
         self.step_info = np.zeros(3)
+
+    @staticmethod
+    def _search(settings, target, rng, init, sizes):
+        """(frame, narrowest within-mode variance w in its units, evaluations): the pooled bulk of
+        the searches, widened by the covering ladder's s^2 when it exceeds 1 (modes the searches
+        missed); w from the searches' own covariances (module docstring)."""
+        d = target.dim
+        starts = (np.tile(np.asarray(init, float), (sizes.searches, 1)) if init is not None
+                  else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
+        mean, cov, n_evals, found = pooled_bulk_and_searches(target.logp_fn, target.kernel_args, starts, rng,
+                                                             n_importance=sizes.pooled, max_evals=sizes.search_evals)
+        chol = np.linalg.cholesky(_regularised(cov))
+        spread, n = covering_variance(target.logp_fn, target.kernel_args, dense_frame(mean, chol), rng,
+                                      n=sizes.ladder, max_rungs=_LADDER_RUNGS)
+        chol = chol * np.sqrt(spread)
+        widths = [np.linalg.eigvalsh(_whiten(chol, _regularised(b.cov)))[0] for b in found]
+        width = float(np.clip(np.median(widths), _MIN_WIDTH, 1.0))
+        return dense_frame(mean, chol), width, n_evals + n
 
     @staticmethod
     def _pilot(settings, target, rng, init, tune, allotment=None):
@@ -351,14 +477,14 @@ class RDMCRun(ParticleRun):
         defensive = (s.defensive, 1.0)
         for k in range(start, stop):
             s_k, eta = self.grid[k], self.grid[k] - self.grid[k + 1]
-            if self.estimator == "is":
+            if self.estimator == "is" or (self.estimator != "ula" and self.wide[k]):
                 rdmc_step_importance(t.logp_fn, t.kernel_args, self.frame, self.rng, self.y, s_k, eta,
                                      self.n_is[k], s.antithetic, defensive, self.work, self.n_logp,
                                      self.step_info, self.drift_factor)
             else:
                 rdmc_step(t.logp_fn, t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.y, s_k, eta,
                           ESTIMATORS.index(self.estimator), self.n_is[k], s.antithetic, defensive, self.n_inner, n_burn,
-                          s.inner_step or 0.0, self.chains, self.mala_steps, self.work, self.n_logp,
+                          s.inner_step or 0.0, self.width, self.chains, self.mala_steps, self.work, self.n_logp,
                           self.n_grad, self.step_info, self.drift_factor)
             self.step_stats["importance_ess"][k] = self.step_info[0]
             self.step_stats["inner_acceptance"][k] = self.step_info[1]
@@ -371,7 +497,8 @@ class RDMCRun(ParticleRun):
         kind, centre, scale, chol = self.frame
         out = {"estimator": self.estimator, "n_steps": self.total, "n_importance": self.n_importance,
                "n_chains": self.chains.shape[0], "n_inner": self.n_inner,
-               "frame": ["identity", "diag", "dense"][kind]}
+               "frame": ["identity", "diag", "dense"][kind], "mode_variance": self.width,
+               "early_stop": self.early_stop}
         if kind:
             out["loc"] = centre.tolist()
             out["scale"] = scale.tolist() if kind == 1 else chol.tolist()

@@ -46,7 +46,9 @@ def test_budget_plans_the_steps_and_is_respected(gauss):
     budget = 2 * 50 * 2000.0
     idata = run(gauss.target, RDMC(estimator="is"), max_evals=budget)
     spent = idata.attrs["n_logp"] + idata.attrs["n_grad"]
-    assert spent <= budget and spent > 0.9 * budget
+    # the steps are planned around the standardisation's upper bound (a quarter of the budget at
+    # most); the searches stop early once their ELBO stalls and leave part of it unspent
+    assert spent <= budget and spent > 0.8 * budget
     assert idata.attrs["n_steps"] >= 2  # planned from the budget left after the pilot
     with pytest.raises(ValueError, match="fewer than 2 steps"):
         run(gauss.target, RDMC(estimator="is"), max_evals=2 * 50 * 20.0)
@@ -88,7 +90,10 @@ def test_gradient_free_target_uses_importance_sampling_and_other_estimators_say_
         run(t, RDMC(estimator="is_mala", n_steps=5))
 
 
-SMALL = dict(n_steps=30, n_importance=32, n_chains=2, n_inner=8)
+# 45 steps: the early stop follows the searches' within-mode variance, which on this Gaussian comes
+# out 0.3-0.5 (their covariances are too narrow), so delta = 0.003-0.005 and the geometric grid is
+# coarser than at delta = 0.01; at 30 steps the sd came out 7-10% wide (0.04-0.055 with delta 0.01)
+SMALL = dict(n_steps=45, n_importance=32, n_chains=2, n_inner=8)
 
 
 def check_gaussian_accuracy(gauss, cfg, seed):
@@ -135,6 +140,51 @@ def test_weights_of_an_unequal_mixture(seed_offset):
     idata = run(m.target, RDMC(estimator="is", n_steps=50), draws=500, tune=300, seed=2 + seed_offset)
     w_plus = float((idata["posterior"]["x"].values > 0).mean())
     assert abs(w_plus - 0.7) < 4 * np.sqrt(0.21 / 1000) + 0.02  # 0.02: the early-stopping blur
+
+
+class _UnscaledStopRun(RDMCRun):
+    """The early stop not scaled to the modes: delta = early_stop in the frame's units, whatever
+    the modes' width there."""
+
+    @staticmethod
+    def _search(settings, target, rng, init, sizes):
+        frame, _, n = RDMCRun._search(settings, target, rng, init, sizes)
+        return frame, 1.0, n
+
+
+@dataclass(frozen=True)
+class _UnscaledStop(RDMC):
+    def start_run(self, target, rng, init, tune, draws, budget_per_particle):
+        return _UnscaledStopRun(self, target, rng, init, tune, draws, budget_per_particle)
+
+
+def two_modes_weight_and_spread(cfg, seed):
+    """two_modes in d = 8 (2/3 N(-(2/3) 1, 0.05 I) + 1/3 N((4/3) 1, 0.05 I)): the first mode's weight
+    and the log sd ratio of the first mode's particles along the axis through both modes."""
+    import targets
+    target, ref = targets.get("two_modes", dim=8)
+    idata = mc.sample(target, cfg, draws=400, chains=1, seed=seed, progressbar=False)
+    x = idata["posterior"]["x"].values.reshape(-1, 8)
+    along = x @ np.ones(8) / np.sqrt(8)
+    first = along < (ref.extra["mode_centres"] @ np.ones(8) / np.sqrt(8)).mean()
+    return first.mean(), np.log(along[first].std() / np.sqrt(0.05))
+
+
+def test_weights_of_two_modes_in_d8_and_the_modes_spread(seed_offset):
+    """The search standardisation spans both modes, so the reverse process starts from both and the
+    importance weights at the wide steps split the particles 2:1; the early stop, scaled to the
+    modes' width (w = 0.007 of the frame's units along the axis), keeps each mode's spread. 400
+    particles: the weight's se is 0.024, bar 4 se (measured 0.59-0.69 at seeds 5-8); the log sd's se
+    is 0.043 for ~270 particles, bar 0.2 (measured 0.00-0.04). Mutants that the same check catches:
+    the GPSS pilot's frame (one mode; weight 1.0) and an early stop not scaled to the modes (sd
+    x2.1 along the axis)."""
+    cfg = dict(estimator="is")
+    w1, log_sd = two_modes_weight_and_spread(RDMC(**cfg), 5 + seed_offset)
+    assert abs(w1 - 2 / 3) < 4 * 0.024 and abs(log_sd) < 0.2, (w1, log_sd)
+    w1, _ = two_modes_weight_and_spread(RDMC(standardise="pilot", **cfg), 5 + seed_offset)
+    assert w1 > 2 / 3 + 4 * 0.024
+    _, log_sd = two_modes_weight_and_spread(_UnscaledStop(**cfg), 5 + seed_offset)
+    assert log_sd > 0.2
 
 
 def test_bad_settings():
