@@ -340,11 +340,11 @@ def _drive(cfg, run, done, *, budget=None, progress=None, stop=None, on_checkpoi
     markov_budget = budget if cfg.kind != PARTICLES else None  # a particle run planned for it
     chunk = 10 if cfg.kind != PARTICLES else 1
     t_start = last_time = time.perf_counter()
-    last_done = done
+    last_done = first = done
     end = run.total if until is None else min(run.total, until)
     while done < end and not (stop is not None and stop.is_set()):
-        if seconds is not None and time.perf_counter() - t_start > seconds:
-            break
+        if seconds is not None and done > first and time.perf_counter() - t_start > seconds:
+            break  # not before the first chunk: a segment always advances its chain
         if markov_budget is not None:
             spent = run.spent(done)
             if spent >= markov_budget:
