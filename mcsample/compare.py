@@ -69,8 +69,10 @@ def compare(target, samplers, *, budget, chains=4, seed=0, executor=None, refere
     if executor is None:
         cells = (_run_one(target, reference, name, executor=None, progressbar=progressbar, **cell) for name in names)
     else:  # one task per cell (sampler), each seeded: the table does not depend on where cells run
-        futures = [executor.submit(_run_one, target, reference, name, executor=None, progressbar=False, **cell)
-                   for name in names]
+        from ._dask import pack, run_packed  # the target as bytes: Dask's scheduler leaves them alone
+        packed = pack(target)
+        futures = [executor.submit(run_packed, _run_one, packed, reference, name, executor=None, progressbar=False,
+                                   **cell) for name in names]
         cells = (f.result() for f in futures)
     for row, x in cells:
         rows.append(row)
