@@ -13,18 +13,63 @@ workers) yields the same state, and the result is bit-identical to the thread ex
 
 On a real cluster: ``client = dask.distributed.Client("tcp://scheduler:8786")`` then
 ``mc.sample(..., executor=client.get_executor())``. Targets travel by pickling (numba functions
-by reference when importable on the workers, by value from ``__main__`` or a notebook), their
-data with them; each worker compiles a target's guard once and loads the kernels from numba's
-cache, or compiles them once, on the first task it runs.
+by reference when importable on the workers, by value from ``__main__`` or a notebook, PyMC
+targets as their model), their data with them; each worker compiles a target's guard (and a PyMC
+model) once and loads the kernels from numba's cache, or compiles them once, on the first task
+it runs.
+
+A target travels *packed*: cloudpickled once per run into bytes that every task carries, and
+unpacked on the worker through a small per-process cache keyed by the bytes' hash. Dask's
+scheduler unpickles the arguments of every task it receives (it would build, and for a PyMC
+target compile, each target in the scheduler process, which need not even have PyMC); bytes it
+leaves alone. The cache also spares a worker from rebuilding the target for each segment.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
+import hashlib
+import threading
 import time
 
 _SEGMENT_SECONDS = 5.0  # a remote task's length between returns to the driver
 _CHECKPOINT_SECONDS = 60.0  # without checkpoint_every, how often the file is rewritten
+_UNPACKED_KEEP = 8  # targets a process keeps unpacked (a compare grid's, a few runs')
+_UNPACKED = collections.OrderedDict()  # SHA-256 of the packed bytes -> the target, least recent first
+_UNPACKED_LOCK = threading.Lock()
+
+
+def pack(target) -> bytes:
+    """``target`` as bytes for tasks (see the module docstring). cloudpickle (which Dask brings)
+    for functions defined in ``__main__`` or a notebook; plain pickle without it (a process pool
+    and importable functions)."""
+    try:
+        from cloudpickle import dumps
+    except ImportError:
+        from pickle import dumps
+    return dumps(target)
+
+
+def unpack(blob):
+    """The object ``pack`` made ``blob`` from, built once per process while it stays cached."""
+    import pickle
+    key = hashlib.sha256(blob).digest()
+    with _UNPACKED_LOCK:
+        if key in _UNPACKED:
+            _UNPACKED.move_to_end(key)
+            return _UNPACKED[key]
+    obj = pickle.loads(blob)  # noqa: S301 - bytes packed by the driver of this run
+    with _UNPACKED_LOCK:
+        obj = _UNPACKED.setdefault(key, obj)  # another thread may have unpacked it meanwhile
+        while len(_UNPACKED) > _UNPACKED_KEEP:
+            _UNPACKED.popitem(last=False)
+    return obj
+
+
+def run_packed(fn, packed, *args, **kwargs):
+    """A task: ``fn(unpack(packed), *args, **kwargs)`` (``compare``'s cells)."""
+    return fn(unpack(packed), *args, **kwargs)
 
 
 def run_segment(cfg, target, seed, init, tune, draws, chain, budget, state, seconds, every):
@@ -32,6 +77,8 @@ def run_segment(cfg, target, seed, init, tune, draws, chain, budget, state, seco
     units); returns (state, arrays, finished)."""
     from . import checkpoint
     from .sample import _drive, _finished, _start_or_restore
+    if isinstance(target, bytes):
+        target = unpack(target)
     if state is not None:  # a task must not change its inputs: Dask may reuse them (a retry, threads)
         state = (state[0], {k: v.copy() for k, v in state[1].items()})
     run, done = _start_or_restore(cfg, target, seed, init, tune, draws, chain, budget, state)
@@ -49,9 +96,10 @@ def run_chains(cfg, target, seeds, inits, tune, draws, progressbar, executor, bu
     bars = _progress_bars(chains, cfg, progressbar)
     latest = list(states)
     finished = [False] * chains
+    packed = pack(target)
 
     def submit(c):
-        return executor.submit(run_segment, cfg, target, seeds[c], inits[c], tune, draws, c, budget, latest[c],
+        return executor.submit(run_segment, cfg, packed, seeds[c], inits[c], tune, draws, c, budget, latest[c],
                                _SEGMENT_SECONDS, every)
 
     futures = {submit(c): c for c in range(chains)}

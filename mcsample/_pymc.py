@@ -20,25 +20,39 @@ scale, with PyMC's names, shapes, dims and coords, plus the model's deterministi
 ``unconstrained_posterior`` group (``x``, dim ``param``). The map from one to the other is a
 second PyTensor graph, vectorised over all draws at once and run once after sampling.
 
+Travelling (Dask workers, process pools). The compiled functions are closures over PyTensor's
+graphs and do not pickle, so such a target pickles as its *model*: the ``pm.Model`` (cloudpickled
+once per model, bytes cached), its fingerprint (SHA-256 of those bytes), its name and its current
+data. On arrival the process looks the fingerprint up in a per-process cache of compiled models
+and compiles the model only when it is missing, so a worker compiles each model once however many
+tasks (chain segments, comparison cells, datasets given by ``with_data``) it runs; the data come
+with every task. ``travel_counts()`` says how many models this process has compiled and how many
+targets have arrived in it. The draws
+do not depend on where a chain runs: the same graph compiled by the same PyTensor and numba gives
+the same floating-point results (checked against the thread executor on a 2-worker Dask cluster).
+
 Not covered: posterior predictive sampling (use ``pm.sample_posterior_predictive`` on the
-result, which has PyMC's layout), discrete free variables (no sampler here moves on a discrete
-space), and pickling (the compiled functions are closures: run PyMC targets on threads, not on
-process pools or Dask workers).
+result, which has PyMC's layout) and discrete free variables (no sampler here moves on a discrete
+space).
 
 This module imports PyMC and PyTensor; ``import mcsample`` never imports it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import re
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
-__all__ = ["from_pymc", "PyMCModel"]
+__all__ = ["from_pymc", "PyMCModel", "travel_counts"]
 
 _OBJECT_MODE = re.compile(r"Numba will use object mode to run (.+?)'s perform method")
 
@@ -59,8 +73,7 @@ def from_pymc(model=None, *, name=None, check_grad=True, target_class=None):
 
     Raises ``ValueError`` for a model without free variables, for discrete free variables, and
     for a model whose graph PyTensor cannot compile to numba (naming the op)."""
-    pm, pytensor, pt = _import_pymc()
-    from pytensor.graph.replace import graph_replace
+    pm, _, _ = _import_pymc()
     try:
         model = pm.modelcontext(model)
     except TypeError as err:
@@ -69,6 +82,14 @@ def from_pymc(model=None, *, name=None, check_grad=True, target_class=None):
         raise ValueError(f"from_pymc needs a pymc.Model, got {type(model).__name__}")
     _check_free_variables(model)
     name = str(name) if name is not None else (model.name or "pymc_model")
+    info = _compile(model, name, check_grad, target_class)
+    return info._target(list(info.data.values()))
+
+
+def _compile(model, name, check_grad, target_class):
+    """The PyMCModel of ``model``: its graphs built and compiled (the expensive part)."""
+    _, pytensor, pt = _import_pymc()
+    from pytensor.graph.replace import graph_replace
     t0 = time.perf_counter()
 
     layout = _Layout.of(model)
@@ -83,13 +104,57 @@ def from_pymc(model=None, *, name=None, check_grad=True, target_class=None):
     lg_jit = _compile_numba(pytensor, inputs, [logp, grad], name)
     lp_jit = _compile_numba(pytensor, inputs, [logp], name)
     logp_fn, logp_grad_fn = _numba_functions(lp_jit, lg_jit, data.values, name)
-    compile_time = time.perf_counter() - t0
-
     info = PyMCModel(pm_model=model, layout=layout, data_names=data.names, data=dict(zip(data.names, data.values)),
-                     expand=_Expand.of(model, layout, data, pytensor, pt), compile_time=compile_time,
+                     expand=_Expand.of(model, layout, data, pytensor, pt), compile_time=time.perf_counter() - t0,
                      _functions=(logp_fn, logp_grad_fn), _target_class=target_class,
                      _check_grad=check_grad, _name=name)
-    return info._target(data.values)
+    with _LOCK:
+        _COUNTS["compiled"] += 1
+    return info
+
+
+# -- travelling to other processes -------------------------------------------------------------
+
+_COMPILED = {}  # fingerprint -> PyMCModel compiled (or first pickled) in this process
+_COUNTS = {"compiled": 0, "arrived": 0}
+_LOCK = threading.RLock()  # a Dask worker may unpickle on several threads at once
+
+
+class TravelCounts(NamedTuple):
+    compiled: int  # models compiled in this process: from_pymc calls and first arrivals
+    arrived: int  # PyMC targets unpickled in this process (one per Dask task that carries one)
+
+
+def travel_counts() -> TravelCounts:
+    """How many PyMC models this process has compiled and how many PyMC targets it received."""
+    with _LOCK:
+        return TravelCounts(**_COUNTS)
+
+
+@dataclass(frozen=True)
+class _Portable:
+    """What a PyMC target pickles as, apart from its data: the model and how it was built."""
+
+    fingerprint: str  # SHA-256 of model_bytes: the per-process cache's key
+    model_bytes: bytes  # the pm.Model, cloudpickled (models defined in __main__ or a notebook too)
+    name: str
+    check_grad: bool
+    target_class: object
+
+
+def _rebuild_target(portable, data):
+    """Unpickling a PyMC target: its model from this process's cache, compiled on first arrival."""
+    with _LOCK:  # two tasks arriving together on one worker compile the model once
+        _COUNTS["arrived"] += 1
+        info = _COMPILED.get(portable.fingerprint)
+        if info is None:
+            _import_pymc()
+            model = pickle.loads(portable.model_bytes)  # noqa: S301 - our own bytes, sent by the driver
+            info = _compile(model, portable.name, portable.check_grad, portable.target_class)
+            info._shared["portable"] = portable
+            _COMPILED[portable.fingerprint] = info
+    # the driver checked the gradient against finite differences when it built the target
+    return info._with_values(list(data), check_grad=False)
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -349,23 +414,53 @@ class PyMCModel:
     _target_class: object = field(repr=False, default=None)
     _check_grad: bool = field(repr=False, default=True)
     _name: str = field(repr=False, default="pymc_model")
+    # made once per compile and shared by with_data's copies: "portable" (the model as bytes, see
+    # _portable) and "start" (PyMC's initial point, which PyMC compiles a function to compute)
+    _shared: dict = field(repr=False, default_factory=dict, compare=False)
 
     @property
     def names(self):
         return list(self.layout.names)
 
-    def _target(self, values):
+    def _target(self, values, check_grad=None):
         if self._target_class is None:
             from .target import Target
             cls = Target
         else:
             cls = self._target_class
         logp, logp_grad = self._functions
-        start = self.layout.initial_point(self.pm_model)
+        if "start" not in self._shared:
+            self._shared["start"] = self.layout.initial_point(self.pm_model)
+        start = self._shared["start"]
+        check = self._check_grad if check_grad is None else check_grad
         target = cls(logp, self.layout.dim, logp_grad=logp_grad, args=tuple(values), names=self.layout.names,
-                     name=self._name, check_grad=self._check_grad, test_point=_finite_start(logp, start, values))
+                     name=self._name, check_grad=check, test_point=_finite_start(logp, start, values))
         target.model = self
         return target
+
+    def _with_values(self, values, check_grad=None):
+        """A Target on this compiled model with the data ``values`` (in the order of data_names)."""
+        model = PyMCModel(**{**self.__dict__, "data": dict(zip(self.data_names, values))})
+        return model._target(values, check_grad)
+
+    def _portable(self):
+        """The model as bytes and its fingerprint, made once per compiled model (``with_data``'s
+        targets share it). Registers this model in the process's cache, so that a target pickled
+        and unpickled here (a process pool's fork, an in-process Dask worker) is not compiled again."""
+        with _LOCK:
+            if "portable" not in self._shared:
+                import cloudpickle
+                data = cloudpickle.dumps(self.pm_model)
+                portable = _Portable(hashlib.sha256(data).hexdigest(), data, self._name, self._check_grad,
+                                     self._target_class)
+                _COMPILED.setdefault(portable.fingerprint, self)
+                self._shared["portable"] = portable
+            return self._shared["portable"]
+
+    def _reduce_target(self, target):
+        """``target.__reduce_ex__`` for a target of this model: the model's portable form and the
+        target's data (see "Travelling" in the module docstring)."""
+        return _rebuild_target, (self._portable(), tuple(target.args))
 
     def with_data(self, **values):
         """A Target on the same model with some data replaced (by the names in ``data``), reusing
@@ -383,8 +478,7 @@ class PyMCModel:
             if not np.can_cast(value.dtype, old.dtype, casting="same_kind"):
                 raise ValueError(f"data {key!r} must be castable to {old.dtype}, got {value.dtype}")
             new[key] = np.ascontiguousarray(value, dtype=old.dtype)
-        model = PyMCModel(**{**self.__dict__, "data": new})
-        return model._target([new[k] for k in self.data_names])
+        return self._with_values([new[k] for k in self.data_names])
 
     def posterior(self, draws):
         """The ``posterior`` group of ``mc.sample``'s result for unconstrained ``draws``

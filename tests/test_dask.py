@@ -1,9 +1,12 @@
 """Chains and comparison cells on a Dask cluster: a LocalCluster of two worker processes gives
-the draws of the default thread executor, bit for bit, even when a worker dies mid-run.
+the draws of the default thread executor, bit for bit, even when a worker dies mid-run; so do a
+PyMC target (compiled once per worker) and a scheduler and workers started as separate processes
+and reached by address, as on a real cluster.
 
 The cluster takes 5-25 s to start on a loaded 2-core machine, so only the NUTS check is in the
 fast tier (skipped without ``mcsample[dask]``); the rest is ``-m slow``."""
 
+import json
 import os
 import signal
 import subprocess
@@ -163,3 +166,100 @@ def test_compare_cells_as_tasks_give_the_same_table(client, target):
     for name in here.data_vars:
         if name != "wall_time":
             np.testing.assert_array_equal(here[name].values, remote[name].values, err_msg=name)
+
+
+# -- a PyMC target on the workers ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schools_pymc():
+    pm = pytest.importorskip("pymc")
+    import targets
+    y, sigma = targets.get("eight_schools_noncentered")[0].args
+    with pm.Model(coords={"school": [f"s{j}" for j in range(len(y))]}) as model:
+        mu = pm.Normal("mu", 0.0, 5.0)
+        tau = pm.HalfCauchy("tau", 5.0)
+        theta_trans = pm.Normal("theta_trans", 0.0, 1.0, dims="school")
+        theta = pm.Deterministic("theta", mu + tau * theta_trans, dims="school")
+        pm.Normal("y", theta, sigma=sigma, observed=y, dims="school")
+    return mc.Target.from_pymc(model, name="eight_schools_pymc")
+
+
+@pytest.mark.slow
+def test_a_pymc_target_travels_and_is_compiled_once_per_worker(client, schools_pymc, monkeypatch):
+    from mcsample import _dask, _pymc
+    monkeypatch.setattr(_dask, "_SEGMENT_SECONDS", 0.5)  # several segments (tasks) per worker
+    kw = dict(draws=150, tune=150, chains=4, seed=5, progressbar=False)
+    threads = mc.sample(schools_pymc, "nuts", **kw)
+    here = _pymc.travel_counts()
+    with distributed.get_task_stream(client) as stream:
+        remote = mc.sample(schools_pymc, "nuts", executor=client.get_executor(), **kw)
+    for group in ("unconstrained_posterior", "posterior", "sample_stats"):
+        for name in threads[group].data_vars:
+            np.testing.assert_array_equal(remote[group][name].values, threads[group][name].values, err_msg=name)
+    tasks = {}
+    for task in stream.data:
+        tasks[task["worker"]] = tasks.get(task["worker"], 0) + 1
+    counts = client.run(_pymc.travel_counts)
+    assert len(counts) == 2 and all(tasks.get(w, 0) >= 2 for w in counts), tasks  # both workers, many tasks
+    assert [c.compiled for c in counts.values()] == [1, 1], counts  # once per worker, not per task
+    # Dask's scheduler unpickles task arguments; the target travels as bytes, so the scheduler (in
+    # this process for a LocalCluster) never rebuilt it: nothing arrived here
+    assert _pymc.travel_counts() == here
+    # a new dataset: no new compile on the workers either
+    other = schools_pymc.model.with_data(y=np.arange(8.0))
+    kw2 = {**kw, "draws": 50, "tune": 50}
+    np.testing.assert_array_equal(mc.sample(other, "nuts", executor=client.get_executor(), **kw2)
+                                  .unconstrained_posterior["x"].values,
+                                  mc.sample(other, "nuts", **kw2).unconstrained_posterior["x"].values)
+    assert [c.compiled for c in client.run(_pymc.travel_counts).values()] == [1, 1]
+
+
+# -- a scheduler and workers of their own, reached by address ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def address_client(tmp_path_factory):
+    """``dask scheduler`` and two ``dask worker`` processes started from the command line (as on
+    a real cluster, where they run on other machines), and a Client given the scheduler's tcp
+    address."""
+    logs = tmp_path_factory.mktemp("dask_cli")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    info = logs / "scheduler.json"
+
+    def start(name, *args):
+        out = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=out, stderr=subprocess.STDOUT), out
+
+    procs = [start("scheduler", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                   "--no-dashboard", "--scheduler-file", str(info), "--idle-timeout", "900")]
+    c = None
+    try:
+        deadline = time.monotonic() + 120
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        procs += [start(f"worker{i}", "distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1",
+                        "--no-dashboard", "--name", f"worker{i}") for i in range(2)]
+        c = distributed.Client(address, timeout=120)
+        c.wait_for_workers(2, timeout=180)
+        yield c
+    finally:
+        if c is not None:
+            c.close()
+        for proc, out in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            out.close()
+
+
+@pytest.mark.slow
+def test_a_scheduler_address_with_workers_in_their_own_processes_gives_the_same_draws(address_client, target):
+    workers = address_client.run(os.getpid)
+    assert len(set(workers.values())) == 2 and os.getpid() not in workers.values()
+    for sampler in ("nuts", "gpss"):
+        same(mc.sample(target, sampler, executor=address_client.get_executor(), **RUN), mc.sample(target, sampler, **RUN))

@@ -145,6 +145,29 @@ def test_new_data_without_compiling(schools, pm):
         target.model.with_data(y=y2[None])
 
 
+def test_a_pymc_target_pickles_as_its_model_and_is_not_compiled_again(schools):
+    """Pickled, a target is its model's bytes, fingerprint and data; unpickled in a process that
+    has compiled that model (here), it reuses the compiled functions. Other processes: the slow
+    Dask test (tests/test_dask.py), which counts one compile per worker."""
+    import pickle
+
+    from mcsample import _pymc
+    _, target = schools
+    moved = target.model.with_data(y=target.model.data["y"] + 3.0)
+    before = _pymc.travel_counts()
+    blob = pickle.dumps(moved)
+    assert len(blob) < 1_000_000
+    back = pickle.loads(blob)
+    assert _pymc.travel_counts() == (before.compiled, before.arrived + 1)  # arrived, not compiled
+    assert back._logp_grad_user is target._logp_grad_user
+    assert np.array_equal(back.args[0], moved.args[0]) and back.model.data_names == ["y"]
+    x = random_points(1)[0]
+    assert back.logp_grad(x)[0] == moved.logp_grad(x)[0] != target.logp_grad(x)[0]
+    assert back.name == target.name and back.names == target.names
+    assert pickle.loads(pickle.dumps(target)).logp_grad(x)[0] == target.logp_grad(x)[0]
+    assert _pymc.travel_counts().compiled == before.compiled
+
+
 def test_sample_returns_the_model_variables(schools):
     model, target = schools
     idata = mc.sample(target, "nuts", draws=200, tune=200, chains=2, seed=3, progressbar=False)
