@@ -1,6 +1,6 @@
 """Time from process start to the first NUTS draw of a new target, in fresh processes.
 
-Run from the repository root (about 2 minutes on 2 cores)::
+Run from the repository root (2-4 minutes on 2 cores, most of it (0)'s compile)::
 
     python benchmarks/time_to_first_draw.py            # 3 repetitions
     python benchmarks/time_to_first_draw.py --reps 1
@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -165,6 +166,7 @@ COLUMNS = [  # (key, header)
     ("sample_other", "sample() other"),
     ("first_draw_since_spawn", "first draw since spawn"),
     ("process_total", "process total"),
+    ("process_cpu", "process CPU"),
 ]
 
 
@@ -187,16 +189,21 @@ def child_env(cache_dir: Path) -> dict:
 def run_child(module_dir: Path, module: str, cache_dir: Path, max_wait: float, data: str) -> dict:
     _report.wait_for_quiet(max_wait=max_wait)
     start = _report.cpu_snapshot()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     spawn = time.time()
     proc = subprocess.run([sys.executable, "-c", CHILD, repr(spawn), str(module_dir), module, str(DIM), data],
                           capture_output=True, text=True, env=child_env(cache_dir), cwd=module_dir)
     process_total = time.time() - spawn
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"child failed (exit {proc.returncode}):\n{proc.stderr}")
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
     marks = json.loads(line[len("RESULT "):])
     marks["sample_other"] = marks["sample_total"] - marks["compile_time"] - marks["wall_time"]
     marks["process_total"] = process_total
+    # CPU seconds (user + system) of the child: what load inflates least; the child is mostly one
+    # thread, so on a quiet machine its wall time is about this (minus the background import's overlap)
+    marks["process_cpu"] = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     marks["others_load"] = _report.others_load(start, _report.cpu_snapshot())
     return marks
 
@@ -277,7 +284,8 @@ def markdown_report(summary, n_reps, machine, versions) -> str:
             "`NUMBA_CACHE_DIR` in the order (0), (a), (b), (c); new d=100 diagonal-Gaussian target "
             "modules, data types (float64[:, ::1],) in (0) and (float64[::1], float64[::1]) after; "
             "`mc.sample(..., draws=1, tune=0, "
-            "chains=1)`. 'sample() other' = total - compile_time - wall_time. 'others' load': the "
+            "chains=1)`. 'sample() other' = total - compile_time - wall_time. 'process CPU': the child's "
+            "user + system CPU seconds (load inflates it least). 'others' load': the "
             "largest, over the repetitions, average number of cores other processes kept busy while "
             "the child ran (each child first waits up to --max-wait s for a quiet machine). Method: "
             "docstring of `benchmarks/time_to_first_draw.py`.\n\n"
