@@ -87,6 +87,9 @@ STANDARDISE = ("auto", "pilot", "none")
 # The pilot: its sizes (``_MultiscaleSettings.pilot_sizes``), at most this share of a run's budget.
 PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "ladder", "curv_points", "pool"])
 _LADDER_RUNGS = 6
+_COVERED = 4.0
+_MIN_POOL_ESS = 20.0
+_MAX_FAST_STEP = 1.0  # the ladder's second moment below which the searches' frame is kept as it is
 _PILOT_SHARE = 0.25
 _CURV_POINTS, _CURV_ITERS = 32, 6
 # mc.compare: particles such that each gets this many iterations of its run's budget.
@@ -332,8 +335,8 @@ def _guarded_fast_step(logp_grad, args, frame, rng, y, delta, lips, p, bound, th
                        beta, gamma, work):
     """One SK-ROCK step of the fast variable y of particle p with a per-particle guard: the step is
     at most theta x bound / lips[p] (the particle's running secant estimate of Lip(f)), and a step
-    whose own secant estimate puts it beyond SK-ROCK's ``bound`` is undone and redone shorter (up to
-    8 times; every evaluation is counted). The pilot's curvature is an estimate from a few points:
+    whose own secant estimate puts it beyond SK-ROCK's ``bound``, or that is non-finite, is undone
+    and redone shorter (up to 8 times, then y stays put; every evaluation is counted). The pilot's curvature is an estimate from a few points:
     on eight schools its spread over seeds was 2-180, and a fast chain that met a curvature
     above it diverged within a few steps. ``work`` is scratch of shape (10, d). Returns gradients."""
     save = work[9]
@@ -344,15 +347,22 @@ def _guarded_fast_step(logp_grad, args, frame, rng, y, delta, lips, p, bound, th
         dl = theta * bound / lips[p]
     n = 0
     est = 0.0
+    accepted = False
     for _ in range(8):
         ng, est = skrock_step_in_frame(logp_grad, args, frame, rng, y, dl, mu, nu, kappa, m, k, inv_tau, beta, gamma,
                                        work[:9])
         n += ng
-        if dl * est <= bound:
+        accepted = dl * est <= bound
+        for i in range(y.size):
+            accepted = accepted and np.isfinite(y[i])
+        if accepted:
             break
         for i in range(y.size):
             y[i] = save[i]
-        dl = theta * bound / est if np.isfinite(est) else 0.1 * dl
+        dl = theta * bound / est if (np.isfinite(est) and est > 0.0) else 0.1 * dl
+    if not accepted:  # no stable step found: the fast chain stays where it was for this iteration
+        for i in range(y.size):
+            y[i] = save[i]
     lips[p] = max(est, 0.98 * lips[p]) if np.isfinite(est) else lips[p]
     return n
 
@@ -740,8 +750,9 @@ def _axis_second_moments(target, frame, rng, spread, n):
 def _resample_pool(target, frame, rng, n_pool, draws):
     """Starting points of the fast chains, in the frame's units: ``n_pool`` draws of N(0, 2 I) (the
     pilot's fit, widened as ``pooled_bulk``'s importance round) resampled in proportion to
-    (pi / N(0, 2 I))^beta, beta <= 1 the largest for which the weights' ESS is at least a tenth of
-    the pool. Returns (points (draws, d), the ESS at beta, beta, evaluations)."""
+    (pi / N(0, 2 I))^beta: beta = 1 unless the weights' ESS is below ``_MIN_POOL_ESS``, then the
+    largest beta that reaches it (high dimension: a partial correction rather than every chain
+    in one basin). Returns (points (draws, d), the ESS at beta, beta, evaluations)."""
     d = target.dim
     u = np.sqrt(2.0) * rng.standard_normal((n_pool, d))
     lps = np.empty(n_pool)
@@ -755,11 +766,13 @@ def _resample_pool(target, frame, rng, n_pool, draws):
         w = np.exp(beta * (log_w - log_w.max()))
         return w.sum() ** 2 / np.sum(w * w), w
 
+    # tempering biases the mode weights (a factor q^(1 - beta) remains: two_modes d = 2 gave 0.84
+    # for 0.67 when the ESS was held at a tenth of the pool), so it is kept for degenerate weights
     beta, lo, hi = 1.0, 0.0, 1.0
-    if ess(1.0)[0] < 0.1 * n_pool:
+    if ess(1.0)[0] < _MIN_POOL_ESS:
         for _ in range(40):
             beta = 0.5 * (lo + hi)
-            lo, hi = (beta, hi) if ess(beta)[0] >= 0.1 * n_pool else (lo, beta)
+            lo, hi = (beta, hi) if ess(beta)[0] >= _MIN_POOL_ESS else (lo, beta)
         beta = lo
     e, w = ess(beta)
     idx = rng.choice(n_pool, size=draws, p=w / w.sum())
@@ -790,8 +803,12 @@ class _MultiscaleRun(ParticleRun):
             # never see the others (mog8: the frame of one mode, the ladder's second moment ~150)
             self.spread, n_ladder = covering_variance(target.logp_fn, target.kernel_args, frame, rng,
                                                       n=sizes.ladder, max_rungs=_LADDER_RUNGS)
-            widen, n_axes = _axis_second_moments(target, frame, rng, self.spread, sizes.ladder)
-            self.frame = dense_frame(mean, frame[3] * np.sqrt(widen))
+            if self.spread > _COVERED:
+                widen, n_axes = _axis_second_moments(target, frame, rng, self.spread, sizes.ladder)
+                self.frame = dense_frame(mean, frame[3] * np.sqrt(widen))
+            else:  # the searches' frame covers the target: widening only lengthens the path (eight schools:
+                # frames widened 1-2x gave Lipschitz estimates 25-56 against 1-13, and sds 1.4-2.4x too wide at 2e5)
+                self.frame, n_axes = frame, 0
             self.pilot_logp += n_evals + n_ladder + n_axes
         else:
             self.frame = identity_frame(d)
@@ -811,7 +828,10 @@ class _MultiscaleRun(ParticleRun):
         self.ys = rng.standard_normal((draws, d))
         self.init_ess = self.init_beta = np.nan
         if settings.resamples_init:
-            u, self.init_ess, self.init_beta, n = _resample_pool(target, self.frame, rng, max(sizes.pool, draws), draws)
+            # 20 pool draws per particle without a budget: in d = 8 (two_modes) a pool of 2,000 had an ESS of
+            # 10, and the mode shares of 10 distinct starts are a coin toss
+            pool = max(sizes.pool, draws) if budget_per_particle is not None else max(sizes.pool, 20 * draws)
+            u, self.init_ess, self.init_beta, n = _resample_pool(target, self.frame, rng, pool, draws)
             self.ys = np.sqrt(settings.lambda_delta) * u
             self.pilot_logp += n
         if budget_per_particle is None:
@@ -829,7 +849,9 @@ class _MultiscaleRun(ParticleRun):
         Delta Lip(f) = stability x bound, for the fast drift's Lipschitz constant ``lip_fast``."""
         if settings.eps is not None:
             return np.asarray(steps, dtype=float) / settings.eps
-        return settings.stability * stability_bound(settings.stages, settings.damping) / lip_fast
+        # at most one unit of fast time a step: the probe's Lipschitz constant misses the tails' curvature, and
+        # steps of 5-10 there let a MultCDiff fast chain on eight schools run off (1e34) with no unstable stage
+        return np.minimum(settings.stability * stability_bound(settings.stages, settings.damping) / lip_fast, _MAX_FAST_STEP)
 
     def _common(self, settings, target, rng, draws, n_steps):
         super().__init__(settings, target, rng, 0, draws, n_steps)
@@ -992,8 +1014,10 @@ class MultCDiffRun(_MultiscaleRun):
         if stop > split:
             inv_mass = np.full(t.dim, 1.0 / self.mass)
             fr = np.full(stop - split, self.final_friction)
+            # a tuned h is for unit mass: with mass M the Verlet part's stability is h sqrt(Lip / M)
+            h = self.h * np.sqrt(self.mass) if (s.step_size is None and s.underdamped) else self.h
             langevin_phase_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.vs, self.gs,
-                                 stop - split, self.h, fr, inv_mass, s.underdamped, self.cache, self.work,
+                                 stop - split, h, fr, inv_mass, s.underdamped, self.cache, self.work,
                                  self.n_grad, self.norms[split:stop])
         self.step_stats["drift_norm"][start:stop] = self.norms[start:stop]
         if stop == self.total:
