@@ -45,16 +45,51 @@ half-kick), one per plain-Langevin iteration and one when that phase starts. Cou
 planned from a budget: ``max_evals`` sets the number of iterations L at fixed step h (so the
 annealing time L h grows with the budget, as in the paper).
 
-Tuning (the paper tunes by hand, Table 8; ``MultALMC.preset(name)`` has its values for the
-catalogue targets): fix s = 5, lambda_tilde = 0.6, lambda_delta = 0.01; choose h; then eps so
-that (h / eps) Lip(f) stays inside SK-ROCK's stability bound (37.6 for s = 5), where the fast
-drift f has Lipschitz constant about 1 / (1 - lambda) + L_pi / lambda (largest at lambda_delta:
-1 + 100 L_pi); then the friction pair.
+Tuning. The paper tunes by hand (Table 8; ``MultALMC.preset(name)`` has its values for the
+catalogue targets, in their raw units, and ``standardise="none"``): fix s = 5, lambda_tilde = 0.6,
+lambda_delta = 0.01; choose h; then eps so that (h / eps) Lip(f) stays inside SK-ROCK's stability
+bound (37.6 for s = 5), where the fast drift f has Lipschitz constant about 1 / (1 - lambda) +
+L_pi / lambda (largest at lambda_delta: 1 + 100 L_pi); then the friction pair. Those values are
+in the target's units: off the paper's targets they fail (eight schools at ``mc.compare``'s 2e5
+evaluations: mean errors of 10.6 and 56 sds). The defaults follow the same order from a pilot
+whose evaluations are counted (at most a quarter of a run's budget, as walk_jump's):
 
-Known limitation (measured, benchmarks/results/multiscale_weights.md): each slow particle has one
-fast chain, and a fast chain cannot cross a high energy barrier, so the mass a particle ends in
-follows the basin its fast chain started in, not the target's weights: unequal mode weights across
-high barriers are not recovered. The paper's benchmarks have equal weights.
+1. Frame: ``n_searches`` gradient-free bulk searches pooled (``_core.bulk.pooled_bulk``) give x =
+   c + L u. When the covering ladder (``_core.bulk.covering_variance``) finds the target's second
+   moment above ``_COVERED`` (4) in those units (the searches fitted one mode of a multimodal
+   target), each axis is widened to the target's second moment along it. The samplers run in u.
+2. Curvature Lip of log pi in u: power iterations on finite differences of gradients at 32 points
+   of N(0, I) in u (``estimate_lipschitz``); only wells count (-v.Hv > 0).
+3. h = ``step_scale`` / sqrt(max(Lip, 1 / sigma^2)) (0.1: the Verlet part's h sqrt(Lip) well
+   below its bound of 2); the iterations L come from the budget (annealing time L h).
+4. eps: not one value. Per iteration the fast step is the largest inside ``stability`` (1/2) of
+   SK-ROCK's bound for f at that lambda, Delta = 0.5 x 37.6 / (k(lambda) + Lip / lambda), at most
+   1 (eps = h / Delta): the fast chain relaxes in about cond(rho) / 19 iterations at every lambda,
+   the most separation stability allows, where a single eps must be set for the stiffest lambda.
+5. Frictions (Gamma_min, Gamma_max) = (0.1, 2) sqrt(Lip): with the paper's (0.07, 0.5) at the
+   tuned h (10-20x the paper's in natural units), the one-sample drift's noise heated the particles
+   (arK: sds 1.4-5x too wide at 2e5 evaluations; 0.9-1.3x with these).
+
+Lip comes from a few points and the tails can be stiffer (eight schools: the probe's estimate
+spread from 1 to 180 over seeds, and fast chains that met a curvature above it diverged). So each
+fast step is guarded (``_guarded_fast_step``): the step's own stages give a secant estimate of
+Lip(f) for free; a step beyond the bound is undone and redone shorter (counted). The slow step is
+not guarded: a run warns when particles end non-finite or beyond 1e6.
+
+Initial basins (``resample_init``, default when standardised): each fast chain starts at
+sqrt(lambda_delta) u, u drawn by importance resampling from a pool of N(0, 2 I) in the frame
+(20 per particle; weights pi / N(0, 2 I), tempered only when their ESS is below 20). A fast chain
+never crosses a high barrier (below), so the basin it starts in is the mode its particle ends in;
+the resampled start gives each basin its target mass. Measured (benchmarks/results/
+multiscale_weights.md, 300 particles): 0.3/0.7 mixture 0.69 (paper's start: 0.59 / 0.55);
+two_modes 2:1 0.68 (d = 2) and 0.63 (d = 8) against 0.667 (paper's start: 0.51-0.54). It works
+while the pool's importance weights do: in high dimension they degenerate, and the correction with
+them.
+
+Known limitation (benchmarks/results/multiscale_weights.md): each slow particle has one fast
+chain, and a fast chain cannot cross a high energy barrier, so with the paper's start (Y_0 ~ N(0,
+I), ``resample_init=False``, and the presets) the mass a particle ends in follows the basin its
+fast chain started in, not the target's weights. The paper's benchmarks have equal weights.
 """
 
 from __future__ import annotations
