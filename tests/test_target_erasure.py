@@ -44,7 +44,6 @@ def test_every_kind_of_erasable_data_reaches_the_user_unchanged():
     for _ in range(3):
         x = rng.normal(size=3)
         want = uses_everything(x, *args)
-        assert _call(t.logp_fn, x, t.kernel_args) == want
         lp, g = _call_logp_grad(t.logp_grad_fn, x, t.kernel_args)
         assert lp == want
         np.testing.assert_array_equal(g, -(x - args[0]))
@@ -88,12 +87,16 @@ def test_data_numba_cannot_rebuild_keep_their_types(logp, args):
     assert _call(t.logp_fn, x, t.kernel_args) == logp(x, *args)
 
 
-def test_sampling_with_erased_data_matches_the_data_given_directly():
-    # the data block outlives the Target's construction: NUTS on a shifted Gaussian finds the shift
-    rng = np.random.default_rng(2)
-    args = everything_args(rng)
-    t = mc.Target(uses_everything, 3, logp_grad=uses_everything_grad, args=args)
-    idata = mc.sample(t, "nuts", draws=300, tune=300, chains=1, seed=3, progressbar=False)
-    mean = idata.posterior["x"].values.reshape(-1, 3).mean(axis=0)
-    # unit-variance posterior, ~300 draws of ESS >= 100: 5 / sqrt(100) = 0.5 bounds |error| loosely
-    assert np.all(np.abs(mean - args[0]) < 0.5)
+def test_the_data_block_lives_as_long_as_the_target():
+    # kernels hold only the address: the Target must keep the block and every array it points
+    # into alive, even when the caller's own references are gone
+    import gc
+
+    def build():
+        return mc.Target(shifted, 3, args=(np.array([1.0, 2.0, 3.0]),))
+
+    t = build()
+    gc.collect()
+    junk = [np.full(3, 99.0) for _ in range(1000)]  # reuse freed memory, were any freed
+    assert _call_logp(t.logp_fn, np.zeros(3), t.kernel_args) == -0.5 * 14.0
+    del junk
