@@ -6,10 +6,12 @@
 Target: the catalogue's ``two_modes`` built at each d in {2, 5, 10, 20, 50}: 2/3 N(-(2/3) 1, 0.05 I)
 + 1/3 N((4/3) 1, 0.05 I) (SLIPS's "two modes": the modes sit sqrt(d) * 2 apart, each with sd 0.22).
 Per (d, estimator): ``mc.sample(target, RDMC(estimator=...), draws=250, chains=2, tune=1000,
-seed=7)``, default settings otherwise (T = 6, 100 geometric steps to delta = 0.01, 128 importance
-samples, 4 MALA / ULA chains x 32 steps, in the frame of a GPSS pilot of 1000 iterations), no
-budget. Estimators "is" (importance sampling only, gradient-free), "is_mala" (the default with a
-gradient) and "ula" (Langevin chains started from the likelihood factor's draws).
+seed=7)``, default settings otherwise (T = 6, 100 geometric steps to delta = 0.01 x the modes'
+variance in the frame of 8 pooled bulk searches, 128 importance samples on average with 4x at the
+wide steps, 4 MALA / ULA chains x 32 steps at the narrow ones), no budget. Estimators "is"
+(importance sampling only, gradient-free), "is_mala" (the default with a gradient) and "ula"
+(Langevin chains started from the likelihood factor's draws). The rows of the GPSS pilot's frame
+(before issue 12's standardisation) are in ``rdmc_dimension_gpss_pilot.jsonl``.
 
 Reported: w1, the weight of the first mode (nearest-centre assignment; truth 2/3) with its
 binomial standard error over the 500 particles, |w1 - 2/3| (= the mode-weight total variation
@@ -18,8 +20,8 @@ smallest per-step importance ESS (mean over particles), evaluations per sample (
 pilot included, over the particles) and wall seconds.
 
 "is_nodef" is importance sampling with ``defensive=0``: the default mixes 10% of the importance
-draws from N(0, I) in the pilot's frame, which keeps far-out particles from drifting off (mog8)
-but is centred on the one mode a pilot sees here, and pulls the particles' weights towards it.
+draws from N(0, I) in the frame, which keeps far-out particles from drifting off (mog8); in the
+GPSS pilot's frame it was centred on the one mode the pilot saw and pulled the weights towards it.
 """
 
 import argparse
@@ -86,7 +88,7 @@ def plot(path=RESULTS / "rdmc_dimension.jsonl", out=RESULTS / "rdmc_dimension.pn
         ax.set_xticks(DIMS, [str(x) for x in DIMS])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.legend(fontsize=8)
-    fig.suptitle("rdMC, default settings, 2 x 250 particles, seed 7")
+    fig.suptitle("rdMC, default settings (frame of pooled bulk searches), 2 x 250 particles, seed 7")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
 
