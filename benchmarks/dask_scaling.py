@@ -4,16 +4,19 @@ LocalCluster of 1 and 2 worker processes (one thread each), next to the default 
     python benchmarks/dask_scaling.py [--draws 200 --tune 200 --chains 16 --workers 1 2]
 
 Writes benchmarks/results/dask_scaling.json, .md and .png. The target is an isotropic Gaussian in
-d = 10 whose log density and gradient repeat their arithmetic ``reps`` times (reps is calibrated
-to ~1 ms per gradient here); it is defined in this script (``__main__``), so it also shows a
-notebook-style target travelling to the workers. Every run has the same seed, and the script
-checks that all executors give the same draws.
+d = 10 whose log density and gradient repeat their arithmetic ``reps`` times, reps calibrated at
+run time to 1 ms of CPU per gradient (CPU time, so the load does not move the calibration; the
+wall time per gradient and the cost inside the workers are reported beside it). It is defined in
+this script (``__main__``), so it also shows a notebook-style target travelling to the workers.
+Every run has the same seed, and the script checks that all executors give the same draws.
 
-The figure's prediction for W workers: the chains are independent tasks of about equal cost,
-so on W free cores the wall time is about T_1 * ceil(C / W) / C, with T_1 the measured 1-worker
-time of the C chains, plus the segments' own cost (snapshot, pickling and restoring a chain's
-state every ~5 s; measured here in-process and reported). On this shared 2-core machine the
-2-worker point measures the contention with other jobs as much as Dask (see the load column).
+The figure's prediction for W workers: a chain runs on one worker at a time (as ~5 s segments),
+so on W free cores the sampling takes about max(G / W, G_max) gradient-times, G being all
+chains' gradients, G_max the costliest chain's and a gradient-time the measured 1-worker wall
+time per gradient (NUTS's own work included). The segments' own cost (snapshot, pickling and
+restoring a chain's state) is measured in-process and reported. On this shared 2-core machine
+the 2-worker point measures the contention with other jobs as much as Dask: the load average is
+recorded at the start and end of every run.
 
     python benchmarks/dask_scaling.py --report-only   # rebuild .md and .png from the .json
 """
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -57,15 +59,35 @@ def costly_logp_grad(x, reps):
     return lp / reps, g / reps
 
 
+def cpu_seconds_per_grad(x, reps, calls=50):
+    t0 = time.thread_time()
+    for _ in range(calls):
+        costly_logp_grad(x, reps)
+    return (time.thread_time() - t0) / calls
+
+
 def calibrate(dim, seconds=1e-3):
+    """``reps`` for which one gradient costs ``seconds`` of CPU time. CPU time of this thread, not
+    wall time: on a shared machine a call's wall time includes waiting for a core, so a wall-time
+    calibration lands wherever the load happened to be (the previous run aimed at 1 ms and
+    measured 4.9 ms per gradient a minute later). Three rounds of rescaling, as the cost is
+    linear in reps."""
     x = np.random.default_rng(0).standard_normal(dim)
     costly_logp_grad(x, 10)
     reps = 1000
-    t0 = time.perf_counter()
-    for _ in range(20):
-        costly_logp_grad(x, reps)
-    per = (time.perf_counter() - t0) / 20
-    return max(1, int(reps * seconds / per))
+    for _ in range(3):
+        reps = max(1, round(reps * seconds / cpu_seconds_per_grad(x, reps)))
+    for _ in range(2):  # the median of 5 measurements: a core's sibling thread busy or not moves each one
+        per = float(np.median([cpu_seconds_per_grad(x, reps, calls=100) for _ in range(5)]))
+        reps = max(1, round(reps * seconds / per))
+    return reps
+
+
+def worker_cpu_ms_per_grad(dim, reps):
+    """What one gradient costs inside a worker process (run there by ``client.run``)."""
+    x = np.random.default_rng(0).standard_normal(dim)
+    costly_logp_grad(x, 10)
+    return cpu_seconds_per_grad(x, reps, calls=200) * 1e3
 
 
 def run(target, executor, kw):
@@ -90,39 +112,54 @@ def main():
     reps = calibrate(args.dim)
     target = mc.Target(costly_logp, args.dim, logp_grad=costly_logp_grad, args=(reps,), name="costly_gauss")
     x = np.ones(args.dim)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     for _ in range(200):
         target.logp_grad(x)
-    ms_per_grad = (time.perf_counter() - t0) / 200 * 1e3
+    ms_per_grad = (time.thread_time() - c0) / 200 * 1e3  # CPU time: what the calibration aims at
+    wall_ms_per_grad = (time.perf_counter() - t0) / 200 * 1e3  # what this process got at this load
     kw = dict(draws=args.draws, tune=args.tune, chains=args.chains, seed=1)
     rows = []
-    print(f"reps {reps}: {ms_per_grad:.2f} ms per gradient; load average {os.getloadavg()}", flush=True)
+    print(f"reps {reps}: {ms_per_grad:.3f} CPU ms ({wall_ms_per_grad:.3f} wall ms) per gradient; "
+          f"load average {os.getloadavg()}", flush=True)
+    load0, cpu0 = os.getloadavg()[0], time.process_time()
     threads, wall = run(target, None, kw)
     n_grad = int(threads.attrs["n_grad"])
-    rows.append(dict(executor="threads (default, min(chains, cores) threads)", workers=os.cpu_count(), wall=wall,
-                     sampling=threads.attrs["wall_time"], n_grad=n_grad, identical=True,
-                     load=os.getloadavg()[0]))
+    threads_cpu_ms = (time.process_time() - cpu0) / n_grad * 1e3  # compile included: an upper bound
+    rows.append(dict(executor="threads (default, min(chains, cores) threads)", workers=min(args.chains, os.cpu_count()),
+                     wall=wall, sampling=threads.attrs["wall_time"], n_grad=n_grad, identical=True,
+                     load=os.getloadavg()[0], load_start=load0))
     print(rows[-1], flush=True)
+    worker_ms = {}
     for w in args.workers:
+        load0 = os.getloadavg()[0]
         with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
             ex = client.get_executor()
             run(target, ex, {**kw, "draws": 5, "tune": 5, "chains": w})  # workers load the kernels first
+            worker_ms[w] = sorted(client.run(worker_cpu_ms_per_grad, args.dim, reps).values())
             result, wall = run(target, ex, kw)
         same = np.array_equal(result.posterior["x"].values, threads.posterior["x"].values)
         rows.append(dict(executor=f"dask LocalCluster, {w} worker process(es) x 1 thread", workers=w, wall=wall,
                          sampling=result.attrs["wall_time"], n_grad=int(result.attrs["n_grad"]), identical=same,
-                         load=os.getloadavg()[0]))
-        print(rows[-1], flush=True)
+                         load=os.getloadavg()[0], load_start=load0))
+        print(rows[-1], worker_ms[w], flush=True)
         assert same, "dask draws differ from the thread executor's"
 
     out = dict(machine={**machine_info(), "cpu_count": os.cpu_count()},
                command=" ".join(["python", "benchmarks/dask_scaling.py"] + sys.argv[1:]),
-               ms_per_grad=ms_per_grad, reps=reps, dim=args.dim, settings=kw, rows=rows,
+               ms_per_grad=ms_per_grad, wall_ms_per_grad=wall_ms_per_grad, threads_cpu_ms_per_grad=threads_cpu_ms,
+               worker_cpu_ms_per_grad={str(w): v for w, v in worker_ms.items()},
+               max_chain_share=max_chain_share(threads), reps=reps, dim=args.dim, settings=kw, rows=rows,
                segment_overhead_ms=segment_overhead(target, kw))
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "dask_scaling.json").write_text(json.dumps(out, indent=2))
     report(out)
+
+
+def max_chain_share(result):
+    """The costliest chain's share of the post-warmup gradients."""
+    per_chain = result.sample_stats["n_steps"].sum("draw").values.astype(float)
+    return float(per_chain.max() / per_chain.sum())
 
 
 def segment_overhead(target, kw):
@@ -141,12 +178,23 @@ def segment_overhead(target, kw):
     return (time.perf_counter() - t0) / 20 * 1e3
 
 
+def predicted(out, workers):
+    """Sampling wall time on W free cores. A chain is one task at a time, so W workers finish
+    after max(all gradients / W, the costliest chain's gradients) gradient-times, a gradient-time
+    (NUTS's own work included) being the 1-worker run's wall time per gradient."""
+    one = next(r for r in out["rows"] if r["executor"].startswith("dask") and r["workers"] == 1)
+    per_grad = one["sampling"] / one["n_grad"]
+    share = out.get("max_chain_share", 1.0 / out["settings"]["chains"])
+    return {w: per_grad * one["n_grad"] * max(1.0 / w, share) for w in workers}
+
+
 def report(out):
     rows, c = out["rows"], out["settings"]["chains"]
     by_w = {r["workers"]: r["sampling"] for r in rows if r["executor"].startswith("dask")}
-    t1 = by_w[min(by_w)] * min(by_w)  # one worker's time for all chains
-    predict = {w: t1 * math.ceil(c / w) / c for w in (1, 2, 4, 8, 16)}
-    efficiency = {w: by_w[min(by_w)] / (w / min(by_w) * t) for w, t in by_w.items()}
+    predict = predicted(out, (1, 2, 4, 8, 16, 32))
+    efficiency = {w: by_w[1] / (w * t) for w, t in by_w.items()}
+    loads = [x for r in rows for x in (r.get("load_start", r["load"]), r["load"])]
+    load_text = f"{min(loads):.1f}-{max(loads):.1f}"
 
     import matplotlib
     matplotlib.use("Agg")
@@ -156,37 +204,49 @@ def report(out):
     ax.plot(ws, [predict[w] for w in ws], "--", color="grey", label="predicted on W free cores")
     ax.plot(sorted(by_w), [by_w[w] for w in sorted(by_w)], "o", color="C0", label="measured, Dask workers")
     threads = rows[0]
-    ax.plot([threads["workers"]], [threads["sampling"]], "s", color="C1", label="measured, 2 threads (default)")
+    ax.plot([threads["workers"]], [threads["sampling"]], "s", color="C1",
+            label=f"measured, {threads['workers']} threads (default)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("worker processes W")
     ax.set_ylabel("sampling wall time (s)")
-    ax.set_title(f"{c} NUTS chains, {out['ms_per_grad']:.1f} ms/gradient, {threads['n_grad']} gradients\n"
-                 f"shared {out['machine']['cpu_count']}-core machine, load average 6-7", fontsize=9)
+    ax.set_title(f"{c} NUTS chains, {out['ms_per_grad']:.2f} CPU ms/gradient, {threads['n_grad']} gradients\n"
+                 f"{out['machine']['cpu_count']}-core machine, load average {load_text}", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(RESULTS_DIR / "dask_scaling.png", dpi=120)
 
-    lines = [f"# Dask scaling: {c} NUTS chains, {out['ms_per_grad']:.2f} ms per gradient (d = {out['dim']})", "",
-             f"Command: `{out['command']}` ({out['machine']['date']}); machine: {out['machine']['cpu_count']} cores "
-             f"({out['machine']['cpu']}) shared with other jobs: the load average (last column) was 6-7 on 2 cores, "
-             "so every process got a fraction of a core and absolute times are noisy.", "",
+    worker_ms = out.get("worker_cpu_ms_per_grad", {})
+    lines = [f"# Dask scaling: {c} NUTS chains, {out['ms_per_grad']:.2f} ms of CPU per gradient (d = {out['dim']})",
+             "", f"Command: `{out['command']}` ({out['machine']['date']}); machine: {out['machine']['cpu_count']} "
+             f"cores ({out['machine']['cpu']}), shared with other jobs: load average {load_text} during the runs "
+             "(columns: at the start and end of each run).", "",
+             f"The target: an isotropic Gaussian (d = {out['dim']}) repeating its arithmetic reps = {out['reps']} "
+             "times, calibrated at run time on this process's CPU time (not wall time, which counts the waits "
+             f"for a core). One gradient costs {out['ms_per_grad']:.3f} ms of CPU here "
+             f"({out.get('wall_ms_per_grad', float('nan')):.3f} ms of wall time at that moment)"
+             + (", " + "; ".join(f"{', '.join(f'{v:.3f}' for v in ms)} ms in the {w}-worker cluster's worker(s)"
+                                for w, ms in worker_ms.items()) if worker_ms else "")
+             + (f"; the thread run used {out['threads_cpu_ms_per_grad']:.3f} ms of process CPU per gradient, NUTS "
+                "and its compile included" if "threads_cpu_ms_per_grad" in out else "") + ".", "",
              "| executor | workers | sampling wall (s) | total incl. compile (s) | gradients | gradients/s | "
-             "same draws as threads | load |", "|---|---|---|---|---|---|---|---|"]
+             "same draws as threads | load start / end |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['executor']} | {r['workers']} | {r['sampling']:.1f} | {r['wall']:.1f} | {r['n_grad']} | "
-                     f"{r['n_grad'] / r['sampling']:.0f} | {r['identical']} | {r['load']:.1f} |")
-    lines += ["", "Parallel efficiency against 1 worker: " + ", ".join(f"W={w}: {e:.2f}" for w, e in efficiency.items())
+                     f"{r['n_grad'] / r['sampling']:.0f} | {r['identical']} | "
+                     f"{r.get('load_start', float('nan')):.1f} / {r['load']:.1f} |")
+    lines += ["", "Parallel efficiency against 1 worker (T_1 / (W T_W)): "
+              + ", ".join(f"W={w}: {e:.2f}" for w, e in efficiency.items())
               + f". A remote segment's own cost (snapshot, pickle, restore of a chain's state) is "
-              f"{out['segment_overhead_ms']:.1f} ms per ~5 s segment, under 0.1%, so the segments do not explain "
-              "the 2-worker point's shortfall (it reached fewer gradients/s than 2 threads measured minutes "
-              "earlier at a lower load). This shared machine cannot separate other jobs' contention from "
-              "Dask's own per-process costs (scheduler, nannies, the workers' event loops): "
-              "repeat on free cores before trusting the efficiency. The target lets the draws be compared: "
-              "they were bit-identical on every executor.", "",
-              "Predicted sampling wall time on W free cores, T_1 ceil(16 / W) / 16 from the 1-worker time: "
-              + ", ".join(f"W={w}: {v:.0f} s" for w, v in predict.items())
-              + ". Beyond W = 16 nothing more is gained: the unit of parallelism is a chain.", "",
+              f"{out['segment_overhead_ms']:.1f} ms per ~5 s segment. Draws were bit-identical on every executor "
+              f"({all(r['identical'] for r in rows)}).", "",
+              "Prediction for more workers: a chain runs on one worker at a time, so on W free cores the "
+              "sampling takes about max(G / W, G_max) gradient-times, with G all chains' gradients, G_max the "
+              f"costliest chain's (here {out.get('max_chain_share', 1 / c) * c:.2f}x the mean chain, from the "
+              "post-warmup leapfrog counts) and a gradient-time the 1-worker run's wall time per gradient: "
+              + ", ".join(f"W={w}: {v:.1f} s" for w, v in predict.items())
+              + f". The curve flattens at W = {c} chains; beyond it only more chains use more workers. "
+              f"This {out['machine']['cpu_count']}-core machine can only check W = 1 and 2.", "",
               "![scaling](dask_scaling.png)"]
     (RESULTS_DIR / "dask_scaling.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
