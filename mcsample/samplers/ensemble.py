@@ -48,13 +48,17 @@ import numba
 import numpy as np
 
 from .._core.bulk import covering_variance, pooled_bulk
-from .._core.posterior_mean import importance_mean, pooled_importance_means
+from .._core.posterior_mean import (_add_weighted, _log_sum_exp_kernel, _square_distance, _square_norm,
+                                    logp_grad_in_frame)
+from .._core.slice import _inline, logp_in_frame
 from .._core.slice import dense_frame, frame_to_x, identity_frame
 from ._base import ParticleRun, ParticleSettings
 
 _jit = numba.njit(cache=True, nogil=True)
 
 ESTIMATORS = ("ensemble", "particle")
+PROPOSALS = ("mixed", "reference")
+STEPS = ("euler", "bridge", "posterior")
 GRIDS = ("uniform", "refined")
 # The ensemble estimator costs O(N G r d) flops a step: with a budget, the pool per particle is
 # capped so that a step costs at most this many kernel terms (N x G r x d), ~0.3 s a step.
@@ -95,10 +99,22 @@ class EnsembleScore(ParticleSettings):
     standardise: str = "search"
     n_searches: int = 8
     group_size: int = 100
+    proposal: str = "mixed"
+    pilot: float = 0.25
+    gradient: bool = False
+    step: str = "euler"
+
+    @property
+    def needs_grad(self) -> bool:
+        return bool(self.gradient)
 
     def validate(self, dim: int) -> None:
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.proposal not in PROPOSALS:
+            raise ValueError(f"proposal must be one of {PROPOSALS}, got {self.proposal!r}")
+        if self.step not in STEPS:
+            raise ValueError(f"step must be one of {STEPS}, got {self.step!r}")
         if self.grid not in GRIDS:
             raise ValueError(f"grid must be one of {GRIDS}, got {self.grid!r}")
         if self.standardise not in ("search", "none"):
@@ -106,6 +122,8 @@ class EnsembleScore(ParticleSettings):
         for name in ("n_steps", "n_candidates", "n_searches", "group_size"):
             if int(getattr(self, name)) < (2 if name == "n_steps" else 1):
                 raise ValueError(f"{name} must be a positive integer (n_steps >= 2), got {getattr(self, name)!r}")
+        if not (np.isfinite(self.pilot) and 0.0 <= self.pilot <= 4.0):
+            raise ValueError(f"pilot must be a fraction of draws in [0, 4], got {self.pilot!r}")
         if self.gamma is not None and not (np.isfinite(self.gamma) and self.gamma > 0):
             raise ValueError(f"gamma must be a positive number, got {self.gamma}")
 
@@ -142,61 +160,240 @@ def euler_foellmer_move(rng, xs, means, t, h, gamma):
 
 
 @_jit
-def particle_means(logp, args, frame, rng, xs, var, n, antithetic, tilt, work, means, ess):
-    """Huang et al.'s per-particle drift: ``importance_mean`` about each particle. Returns evaluations."""
-    no_defence = (0.0, 1.0)
-    no_starts = np.zeros((0, xs.shape[1]))
-    total = 0
+def bridge_move(rng, xs, ends, t, h, gamma):
+    """The Brownian bridge of the reference from x at t towards ``ends`` at t = 1, over [t, t + h]:
+    x <- x + h (e - x) / (1 - t) + sqrt(gamma h (1 - t - h) / (1 - t)) xi. Exact in law when e is a
+    draw from X_1 | X_t = x. Returns the mean norm of (e - x) / (1 - t)."""
+    r = h / (1.0 - t)
+    noise = np.sqrt(gamma * h * (1.0 - t - h) / (1.0 - t))
+    total = 0.0
     for p in range(xs.shape[0]):
-        e, k = importance_mean(logp, args, frame, rng, xs[p], 1.0, var, n, antithetic, no_defence, work[0],
-                               work[1], work[2], means[p], no_starts, tilt)
-        ess[p] = e
-        total += k
-    return total
+        sq = 0.0
+        for i in range(xs.shape[1]):
+            b = (ends[p, i] - xs[p, i]) / (1.0 - t)
+            sq += b * b
+            xs[p, i] += r * (ends[p, i] - xs[p, i]) + noise * rng.standard_normal()
+        total += np.sqrt(sq)
+    return total / xs.shape[0]
+
+
+# -- the drift's posterior means ------------------------------------------------------------------
+#
+# X_1 | X_t = x has density q(c) ~ g(c) N(c; x, v I), v = gamma (1 - t), g = p / N(0, gamma I).
+# Rewritten, q(c) ~ p(c) N(c; x / t, v / t I): the Gaussian factor is the likelihood of x, centred at
+# x / t, while the reference-tilted proposal N(x, v I) is centred at x. A particle bound for a far arm
+# of a banana sits at x ~ t X_1, so N(x, v) misses its posterior by (1 - t) |X_1|, many of its sds
+# (measured: the curved coordinate's sd 28% low). The "mixed" proposal draws half of each particle's
+# candidates from each and weighs them against the mixture (balance heuristic): N(x, v) carries the
+# early steps, where N(x / t, v / t) is too wide, and the likelihood the later ones.
+
+
+@_inline
+def _draw_candidate(rng, xs, j, per_particle, antithetic, t, var, mix, pool):
+    """Candidate j of the pool: from particle j // per_particle, from N(x, var) or, with ``mix``, for
+    every other draw (pair of draws if ``antithetic``), from N(x / t, var / t); with ``antithetic``
+    odd slots reflect the previous one about its centre."""
+    parent = j // per_particle
+    slot = j % per_particle
+    shrunk = mix and (slot // (2 if antithetic else 1)) % 2 == 1
+    scale = 1.0 / t if shrunk else 1.0
+    sd = np.sqrt(var * scale)
+    if antithetic and slot % 2 == 1:
+        for i in range(xs.shape[1]):
+            pool[j, i] = 2.0 * scale * xs[parent, i] - pool[j - 1, i]
+    else:
+        for i in range(xs.shape[1]):
+            pool[j, i] = scale * xs[parent, i] + sd * rng.standard_normal()
+
+
+@_jit
+def _log_mixture(c, xs, t, var, mix):
+    """log of the pool's proposal density at c, up to a constant shared by the pool: the equal
+    mixture over particles k of N(x_k, var I), and with ``mix`` of N(x_k / t, var / t I) too."""
+    a = _log_sum_exp_kernel(c, xs, var)
+    if not mix:
+        return a
+    log_max = -np.inf
+    total = 0.0
+    for k in range(xs.shape[0]):
+        s = 0.0
+        for i in range(c.size):
+            r = c[i] - xs[k, i] / t
+            s += r * r
+        v = -0.5 * s * t / var
+        if v > log_max:
+            total = total * np.exp(log_max - v) + 1.0
+            log_max = v
+        else:
+            total += np.exp(v - log_max)
+    return np.logaddexp(a, log_max + np.log(total) + 0.5 * c.size * np.log(t))
+
+
+@_jit
+def _divide_by_mixture(xs, t, var, mix, pool, pool_lw):
+    for j in range(pool.shape[0]):
+        if pool_lw[j] > -np.inf:
+            pool_lw[j] -= _log_mixture(pool[j], xs, t, var, mix)
+
+
+@_jit
+def _weigh(rng, xs, var, pool, pool_lw, pool_s, use_grad, pick, sums, means, ess, picks):
+    """Every particle's self-normalised estimate of E[X_1 | X_t = x_p] from the pool, with the
+    weights g(c_j) N(c_j; x_p, var) / mixture(c_j) streamed (no N x J matrix).
+
+    With ``use_grad`` it adds a control variate: the posterior's score s = grad log q has mean 0, so
+    m = E[c_i - beta_i s_i] for any beta_i, and E[c_i s_i] = -1 (integration by parts) makes
+    beta_i = -1 / E[s_i^2] the regression coefficient: m_i ~ cbar_i + sbar_i / E_w[s_i^2]. On a
+    Gaussian posterior s is linear in c and the estimate is exact up to E_w[s_i^2]'s error.
+    ``pool_s`` holds grad log g(c_j) = grad log p(c_j) + c_j / gamma; the likelihood's part
+    -(c_j - x_p) / var is added here. ``sums``: (3, d) scratch. If ``pick``, ``picks[p]`` receives
+    one candidate drawn from the weights (streamed multinomial)."""
+    n, d = xs.shape
+    for p in range(n):
+        acc = np.array([-np.inf, 0.0, 0.0])  # see _add_weighted
+        sums[:] = 0.0
+        for j in range(pool.shape[0]):
+            if not pool_lw[j] > -np.inf:
+                continue
+            lw = pool_lw[j] - 0.5 * _square_distance(pool[j], xs[p]) / var
+            if use_grad and lw > acc[0]:
+                r = np.exp(acc[0] - lw)
+                for k in (1, 2):  # _add_weighted rescales sums[0]
+                    for i in range(d):
+                        sums[k, i] *= r
+            w = _add_weighted(acc, lw, pool[j], sums[0])
+            if use_grad:
+                for i in range(d):
+                    s = pool_s[j, i] - (pool[j, i] - xs[p, i]) / var
+                    sums[1, i] += w * s
+                    sums[2, i] += w * s * s
+            if pick and rng.random() * acc[1] < w:
+                for i in range(d):
+                    picks[p, i] = pool[j, i]
+        if acc[1] == 0.0:  # nothing finite in the pool: stay put
+            for i in range(d):
+                means[p, i] = xs[p, i]
+                picks[p, i] = xs[p, i]
+            ess[p] = 0.0
+            continue
+        for i in range(d):
+            means[p, i] = sums[0, i] / acc[1]
+            if use_grad and sums[2, i] > 0.0:
+                means[p, i] += sums[1, i] / sums[2, i]
+        ess[p] = acc[1] * acc[1] / acc[2]
+
+
+@_jit
+def pool_means(logp, args, frame, rng, xs, t, gamma, per_particle, antithetic, mix, group, pick, pool, pool_lw,
+               pool_s, buf, sums, means, ess, picks):
+    """Posterior means of every particle from pools shared by groups of ``group`` particles
+    (group 1: Huang et al.'s per-particle estimate), ``per_particle`` evaluations of log p each.
+    Returns the evaluations."""
+    n = xs.shape[0]
+    var = gamma * (1.0 - t)
+    use_mix = mix and t > 0.0
+    for lo in range(0, n, group):
+        hi = min(lo + group, n)
+        m = (hi - lo) * per_particle
+        for j in range(m):
+            _draw_candidate(rng, xs[lo:hi], j, per_particle, antithetic, t, var, use_mix, pool)
+            pool_lw[j] = logp_in_frame(logp, args, frame, pool[j], buf) + 0.5 * _square_norm(pool[j]) / gamma
+        _divide_by_mixture(xs[lo:hi], t, var, use_mix, pool[:m], pool_lw[:m])
+        _weigh(rng, xs[lo:hi], var, pool[:m], pool_lw[:m], pool_s[:m], False, pick, sums, means[lo:hi], ess[lo:hi],
+               picks[lo:hi])
+    return n * per_particle
+
+
+@_jit
+def pool_means_grad(logp_grad, args, frame, rng, xs, t, gamma, per_particle, antithetic, mix, group, pick, pool,
+                    pool_lw, pool_s, buf, sums, means, ess, picks):
+    """``pool_means`` with the score control variate: one gradient evaluation per candidate (log p
+    comes with it). Returns the gradient evaluations."""
+    n, d = xs.shape
+    var = gamma * (1.0 - t)
+    use_mix = mix and t > 0.0
+    for lo in range(0, n, group):
+        hi = min(lo + group, n)
+        m = (hi - lo) * per_particle
+        for j in range(m):
+            _draw_candidate(rng, xs[lo:hi], j, per_particle, antithetic, t, var, use_mix, pool)
+            lp, finite = logp_grad_in_frame(logp_grad, args, frame, pool[j], buf, pool_s[j])
+            if finite:
+                pool_lw[j] = lp + 0.5 * _square_norm(pool[j]) / gamma
+                for i in range(d):
+                    pool_s[j, i] += pool[j, i] / gamma
+            else:
+                pool_lw[j] = -np.inf
+        _divide_by_mixture(xs[lo:hi], t, var, use_mix, pool[:m], pool_lw[:m])
+        _weigh(rng, xs[lo:hi], var, pool[:m], pool_lw[:m], pool_s[:m], True, pick, sums, means[lo:hi], ess[lo:hi],
+               picks[lo:hi])
+    return n * per_particle
+
+
+
+def _frame_of(mean, cov):
+    """The dense frame x = mean + L u with L L^T = cov, eigenvalues floored for a Cholesky."""
+    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
+    cov = (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
+    return dense_frame(mean, np.linalg.cholesky(cov))
 
 
 # -- the run -----------------------------------------------------------------------------------
 
 
 class EnsembleRun(ParticleRun):
-    """One ensemble: the standardising searches at construction, then ``n_steps`` Euler steps."""
+    """One ensemble: the standardisation at construction, then ``n_steps`` steps."""
 
     step_stat_dtypes: ClassVar[dict] = {"importance_ess": np.float64, "min_importance_ess": np.float64,
                                         "drift_norm": np.float64, "n_candidates": np.int64}
 
     def __init__(self, settings: EnsembleScore, target, rng, init, draws, budget_per_particle):
         d = target.dim
+        if settings.gradient and not target.has_grad:
+            raise ValueError(f"ensemble_score: gradient=True needs a target with logp_grad; {target.name!r} has none")
+        super().__init__(settings, target, rng, 0, draws, settings.n_steps)
         self.frame, search_evals = self._standardise(settings, target, rng, init)
         self.gamma = settings.gamma
         if self.gamma is None:
             self.gamma, n = covering_variance(target.logp_fn, target.kernel_args, self.frame, rng)
             search_evals += n
+        self.group = min(draws, settings.group_size) if settings.estimator == "ensemble" else 1
+        n_pilot = int(np.ceil(settings.pilot * draws)) if settings.standardise == "search" else 0
+        if n_pilot < 2 * (d + 1):  # too few for a covariance (and the driver's 2-particle compile run)
+            n_pilot = 0
         per_step = settings.n_candidates
         if budget_per_particle is not None:
-            per_step = int((budget_per_particle - search_evals / draws) // settings.n_steps)
+            per_step = int((budget_per_particle * draws - search_evals) // ((draws + n_pilot) * settings.n_steps))
             if per_step < 1:
                 raise ValueError(f"ensemble_score: a budget of {budget_per_particle:.3g} evaluations per particle "
                                  f"pays for fewer than one candidate per step ({settings.n_steps} steps, "
-                                 f"{search_evals} spent on standardisation); give a larger max_evals or fewer draws")
-            if settings.estimator == "ensemble":
-                group = min(draws, settings.group_size)
-                per_step = max(1, min(per_step, int(_MAX_TERMS_PER_STEP / (draws * group * d))))
+                                 f"{search_evals} spent on standardisation, a pilot of {n_pilot} particles); give a "
+                                 "larger max_evals or fewer draws")
+            per_step = max(1, min(per_step, int(_MAX_TERMS_PER_STEP / (draws * self.group * d))))
         if settings.antithetic and per_step > 1:
             per_step -= per_step % 2
-        super().__init__(settings, target, rng, 0, draws, settings.n_steps)
-        self.extra_logp += search_evals
         self.per_step = per_step
         self.grid = foellmer_grid(settings.n_steps, settings.grid)
         self.time = self.grid[:-1].copy()
-        self.xs = np.zeros((draws, d))
-        self.means = np.zeros((draws, d))
+        self.pool = np.zeros((self.group * per_step, d))
+        self.pool_lw = np.zeros(self.group * per_step)
+        self.pool_s = np.zeros((self.group * per_step if settings.gradient else 1, d))
+        self.work = np.zeros((4, d))
+        if n_pilot:
+            search_evals += self._pilot(n_pilot)
+            if budget_per_particle is not None:  # the pilot's covering ladder was not in the plan
+                left = budget_per_particle * draws - search_evals - self.extra_grad
+                self.per_step = min(per_step, int(left // (draws * settings.n_steps)))
+                if self.per_step < 1:
+                    raise ValueError(f"ensemble_score: a budget of {budget_per_particle:.3g} evaluations per particle "
+                                     f"leaves fewer than one candidate per step after the standardisation and "
+                                     f"the pilot ({search_evals + self.extra_grad} evaluations); give a larger "
+                                     "max_evals or fewer draws")
+                if settings.antithetic and self.per_step > 1:
+                    self.per_step -= self.per_step % 2
+        self.extra_logp += search_evals
+        self.xs, self.means, self.picks = np.zeros((draws, d)), np.zeros((draws, d)), np.zeros((draws, d))
         self.ess = np.zeros(draws)
-        self.work = np.zeros((3, d))
-        if settings.estimator == "ensemble":
-            group = min(draws, settings.group_size)
-            self.groups = [(lo, min(lo + group, draws)) for lo in range(0, draws, group)]
-            self.pool = np.zeros((group * per_step, d))
-            self.pool_lw = np.zeros(group * per_step)
 
     @staticmethod
     def _standardise(settings, target, rng, init):
@@ -206,39 +403,64 @@ class EnsembleRun(ParticleRun):
         starts = (np.tile(np.asarray(init, float), (settings.n_searches, 1)) if init is not None
                   else rng.uniform(-2.0, 2.0, (settings.n_searches, d)))
         mean, cov, n_evals = pooled_bulk(target.logp_fn, target.kernel_args, starts, rng)
-        vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
-        cov = (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
-        return dense_frame(mean, np.linalg.cholesky(cov)), n_evals
+        return _frame_of(mean, cov), n_evals
+
+    def _pilot(self, n_pilot):
+        """A first, smaller ensemble in the searches' frame; its mean and covariance become the
+        frame, and the covering variance is found again in it. Returns the log-density evaluations
+        (with ``gradient`` the pilot's gradient evaluations go to ``extra_grad``).
+
+        Why: the searches' covariance can be far off (correlated d = 10, rho = 0.9: frame sds 0.46
+        and correlation 0.42 against 1 and 0.9; banana: the curved coordinate's sd 1.3 against 4.4),
+        and an isotropic gamma cannot repair a reference whose shape is wrong: the run then came out
+        up to 31% too narrow. The pilot's own output, even if too narrow, has the target's shape."""
+        d = self.target.dim
+        xs, means, picks, ess = np.zeros((n_pilot, d)), np.zeros((n_pilot, d)), np.zeros((n_pilot, d)), np.zeros(n_pilot)
+        spent = 0
+        for k in range(self.total):
+            n = self._step(k, xs, means, ess, picks, denoise=False)
+            if self.settings.gradient:
+                self.extra_grad += n
+            else:
+                spent += n
+        x = frame_to_x(self.frame, xs)
+        if not np.all(np.isfinite(x)):
+            return spent
+        self.frame = _frame_of(x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False)))
+        if self.settings.gamma is None:
+            self.gamma, n = covering_variance(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng)
+            spent += n
+        return spent
+
+    def _step(self, k, xs, means, ess, picks, denoise):
+        """Step k of the grid for the particles ``xs`` (in place); returns the evaluations."""
+        s = self.settings
+        fn = self.target.logp_grad_fn if s.gradient else self.target.logp_fn
+        estimate = pool_means_grad if s.gradient else pool_means
+        t, h = self.grid[k], self.grid[k + 1] - self.grid[k]
+        n = estimate(fn, self.target.kernel_args, self.frame, self.rng, xs, t, self.gamma, self.per_step,
+                     s.antithetic, s.proposal == "mixed", min(self.group, len(xs)), s.step == "posterior", self.pool,
+                     self.pool_lw, self.pool_s, self.work[0], self.work[1:], means, ess, picks)
+        if k == self.total - 1 and denoise:
+            xs[:] = means
+            return n
+        if s.step == "euler":
+            self.drift_norm = euler_foellmer_move(self.rng, xs, means, t, h, self.gamma)
+        else:
+            self.drift_norm = bridge_move(self.rng, xs, picks if s.step == "posterior" else means, t, h, self.gamma)
+        return n
 
     def advance(self, start, stop):
         s = self.settings
-        t_args = (self.target.logp_fn, self.target.kernel_args, self.frame, self.rng)
-        tilt = 1.0 / self.gamma
+        spent = self.n_grad if s.gradient else self.n_logp
         for k in range(start, stop):
-            t, h = self.grid[k], self.grid[k + 1] - self.grid[k]
-            var = self.gamma * (1.0 - t)
-            if s.estimator == "ensemble":
-                n = 0
-                for lo, hi in self.groups:
-                    m = (hi - lo) * self.per_step
-                    n += pooled_importance_means(*t_args, self.xs[lo:hi], var, self.per_step, s.antithetic, tilt,
-                                                 self.pool[:m], self.pool_lw[:m], self.work[0], self.means[lo:hi],
-                                                 self.ess[lo:hi])
-            else:
-                n = particle_means(*t_args, self.xs, var, self.per_step, s.antithetic, tilt, self.work, self.means,
-                                   self.ess)
-            self.n_logp += n // self.xs.shape[0]
-            self.extra_logp += n % self.xs.shape[0]
+            self.drift_norm = np.nan
+            spent += self._step(k, self.xs, self.means, self.ess, self.picks, s.denoise) // self.xs.shape[0]
             self.step_stats["importance_ess"][k] = self.ess.mean()
             self.step_stats["min_importance_ess"][k] = self.ess.min()
             self.step_stats["n_candidates"][k] = self.per_step
-            last = k == self.total - 1
-            if last and s.denoise:
-                self.xs[:] = self.means
-                self.step_stats["drift_norm"][k] = np.nan
-            else:
-                self.step_stats["drift_norm"][k] = euler_foellmer_move(self.rng, self.xs, self.means, t, h, self.gamma)
-            if last:
+            self.step_stats["drift_norm"][k] = self.drift_norm
+            if k == self.total - 1:
                 self.particles[:] = frame_to_x(self.frame, self.xs)
                 self._warn_if_weights_collapsed()
 
