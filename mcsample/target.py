@@ -16,6 +16,7 @@ data arrays from the address and calls the user's function, is compiled per data
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
 import inspect
@@ -124,7 +125,7 @@ _LG_RETURN = types.Tuple((types.float64, types.float64[::1]))
 
 
 @numba.extending.intrinsic
-def _pointer(typingctx, address, dtype):
+def _address_as_pointer(typingctx, address, dtype):
     """``address`` (an integer) as a pointer to ``dtype`` values, for ``numba.carray``."""
     if not isinstance(address, types.Integer) or not isinstance(dtype, (types.NumberClass, types.DType)):
         return None
@@ -135,6 +136,19 @@ def _pointer(typingctx, address, dtype):
         return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
 
     return signature, codegen
+
+
+def _pointer(address, dtype):
+    """``address`` as a pointer to ``dtype`` values: a ctypes pointer in Python, so that a guard
+    also runs uncompiled (a cfunc called from Python runs its Python function), and a raw
+    pointer in compiled code."""
+    ctype = np.ctypeslib.as_ctypes_type(np.dtype(dtype))
+    return ctypes.cast(ctypes.c_void_p(int(address)), ctypes.POINTER(ctype))
+
+
+@numba.extending.overload(_pointer)
+def _pointer_compiled(address, dtype):
+    return lambda address, dtype: _address_as_pointer(address, dtype)
 
 
 class _DataLayout(NamedTuple):
@@ -192,7 +206,23 @@ def _data_layout(args) -> _DataLayout:
     meta = np.array(block + [0], dtype=np.int64)  # never empty: its address must be a real one
     prelude = f"    meta = carray(_pointer(addr, np.int64), {meta.size})\n"
     return _DataLayout(True, ", addr", prelude, "".join(f", {src}" for src, _ in rebuilt),
-                       tuple(t for _, t in rebuilt), _ERASED_ARGS, (int(meta.ctypes.data),), (meta, *keep))
+                       tuple(t for _, t in rebuilt), _ERASED_ARGS, (_DataAddress(meta, keep),), (meta, *keep))
+
+
+class _DataAddress(int):
+    """The data block's address as kernels receive it (an int64), holding the block and every
+    array it points into alive as long as anything holds it: ``kernel_args`` may outlive its
+    Target (``fn, args = t.logp_grad_fn, t.kernel_args``), and a freed block would be read as
+    garbage."""
+
+    def __new__(cls, meta, keep):
+        self = super().__new__(cls, meta.ctypes.data)
+        self.keep = (meta, *keep)
+        return self
+
+    def __reduce__(self):  # a copy in another process would point nowhere: travel as a plain int
+        return int, (int(self),)
+
 
 
 class _NotErasable(Exception):

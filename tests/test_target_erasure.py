@@ -87,16 +87,17 @@ def test_data_numba_cannot_rebuild_keep_their_types(logp, args):
     assert _call(t.logp_fn, x, t.kernel_args) == logp(x, *args)
 
 
-def test_the_data_block_lives_as_long_as_the_target():
-    # kernels hold only the address: the Target must keep the block and every array it points
-    # into alive, even when the caller's own references are gone
+def test_the_data_block_lives_as_long_as_the_kernel_args():
+    # kernels hold only the address: whoever holds kernel_args (even without its Target, as
+    # tests/_core do) must keep the block and every array it points into alive
     import gc
 
     def build():
-        return mc.Target(shifted, 3, args=(np.array([1.0, 2.0, 3.0]),))
+        t = mc.Target(shifted, 3, args=(np.array([1.0, 2.0, 3.0]),))
+        return t.logp_fn, t.kernel_args
 
-    t = build()
+    fn, args = build()
     gc.collect()
-    junk = [np.full(3, 99.0) for _ in range(1000)]  # reuse freed memory, were any freed
-    assert _call_logp(t.logp_fn, np.zeros(3), t.kernel_args) == -0.5 * 14.0
+    junk = [np.full(3, 99.0) for _ in range(10000)]  # block-sized: reuses freed memory
+    assert _call_logp(fn, np.zeros(3), args) == -0.5 * 14.0
     del junk
