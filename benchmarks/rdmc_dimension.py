@@ -3,7 +3,7 @@
     python benchmarks/rdmc_dimension.py             # runs, appends to benchmarks/results/rdmc_dimension.jsonl
     python benchmarks/rdmc_dimension.py --plot      # benchmarks/results/rdmc_dimension.png from the jsonl
 
-Target: the catalogue's ``two_modes`` built at each d in {2, 5, 10, 20, 50}: 2/3 N(-(2/3) 1, 0.05 I)
+Target: the catalogue's ``two_modes`` built at each d in {2, 5, 10, 20, 32, 50}: 2/3 N(-(2/3) 1, 0.05 I)
 + 1/3 N((4/3) 1, 0.05 I) (SLIPS's "two modes": the modes sit sqrt(d) * 2 apart, each with sd 0.22).
 Per (d, estimator): ``mc.sample(target, RDMC(estimator=...), draws=250, chains=2, tune=1000,
 seed=7)``, default settings otherwise (T = 6, 100 geometric steps to delta = 0.01 x the modes'
@@ -37,7 +37,7 @@ from mcsample import metrics
 from mcsample.samplers.rdmc import RDMC
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DIMS = (2, 5, 10, 20, 50)
+DIMS = (2, 5, 10, 20, 32, 50)
 ESTIMATORS = ("is", "is_mala", "ula")
 # the extra series: importance sampling without the defensive N(0, I) component (see below)
 VARIANTS = {"is_nodef": dict(estimator="is", defensive=0.0)}
