@@ -84,9 +84,9 @@ def stability_bound(stages: int, damping: float = DEFAULT_DAMPING) -> float:
 
 
 @_jit
-def tilted_drift(logp_grad, args, y, m, k, inv_tau, beta, gamma, scaled, out):
-    """out = k (m - y) / (1 + |m - y|^2 inv_tau) + beta grad log pi(gamma y). Returns the number of
-    gradient evaluations (0 when beta = 0). ``scaled`` is scratch of length d."""
+def _pull_towards(y, m, k, inv_tau, out):
+    """out = k (m - y) / (1 + |m - y|^2 inv_tau): the fast process's coupling to the slow one
+    (inv_tau = 0: linear; > 0: the heavy-tailed variant's bounded pull)."""
     d = y.size
     pull = k
     if inv_tau != 0.0:
@@ -96,6 +96,14 @@ def tilted_drift(logp_grad, args, y, m, k, inv_tau, beta, gamma, scaled, out):
         pull = k / (1.0 + r2 * inv_tau)
     for i in range(d):
         out[i] = pull * (m[i] - y[i])
+
+
+@_jit
+def tilted_drift(logp_grad, args, y, m, k, inv_tau, beta, gamma, scaled, out):
+    """out = k (m - y) / (1 + |m - y|^2 inv_tau) + beta grad log pi(gamma y). Returns the number of
+    gradient evaluations (0 when beta = 0). ``scaled`` is scratch of length d."""
+    d = y.size
+    _pull_towards(y, m, k, inv_tau, out)
     if beta == 0.0:
         return 0
     for i in range(d):
@@ -160,14 +168,7 @@ def tilted_drift_in_frame(logp_grad, args, frame, y, m, k, inv_tau, beta, gamma,
     """``tilted_drift`` for pi_u: out = pull (m - y) + beta grad log pi_u(gamma y); ``scaled``,
     ``x`` and ``g`` are scratch of length d. Returns the gradient evaluations (0 or 1)."""
     d = y.size
-    pull = k
-    if inv_tau != 0.0:
-        r2 = 0.0
-        for i in range(d):
-            r2 += (m[i] - y[i]) ** 2
-        pull = k / (1.0 + r2 * inv_tau)
-    for i in range(d):
-        out[i] = pull * (m[i] - y[i])
+    _pull_towards(y, m, k, inv_tau, out)
     if beta == 0.0:
         return 0
     for i in range(d):

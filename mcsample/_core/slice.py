@@ -47,6 +47,14 @@ def dense_frame(centre, chol):
             np.ascontiguousarray(np.diag(chol).copy()), chol)
 
 
+def covariance_frame(centre, cov):
+    """The dense frame x = centre + L u with L L^T = cov; eigenvalues are floored at 1e-12 of the
+    largest so that an estimated (possibly rank-deficient) covariance still has a Cholesky factor."""
+    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
+    cov = (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
+    return dense_frame(centre, np.linalg.cholesky(cov))
+
+
 def frame_to_x(frame, z):
     """x = c + L z for a batch (n, d) or a single point (d,), in numpy."""
     kind, centre, scale, chol = frame

@@ -108,7 +108,7 @@ from .._core.bulk import covering_variance, log_densities, pooled_bulk
 from .._core.langevin import a_step, b_step, o_step, ula_step
 from .._core.posterior_mean import logp_grad_in_frame
 from .._core.skrock import skrock_coefficients, skrock_step_in_frame, stability_bound
-from .._core.slice import dense_frame, frame_to_x, identity_frame, norm
+from .._core.slice import covariance_frame, dense_frame, frame_to_x, identity_frame, norm
 from ._base import ParticleRun, ParticleSettings
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -835,9 +835,7 @@ class _MultiscaleRun(ParticleRun):
                       else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
             mean, cov, n_evals = pooled_bulk(target.logp_fn, target.kernel_args, starts, rng, n_importance=sizes.pooled,
                                              max_evals=sizes.search_evals)
-            vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
-            cov = (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
-            frame = dense_frame(mean, np.linalg.cholesky(cov))
+            frame = covariance_frame(mean, cov)
             # widen the frame to the covering scale: searches that found one mode of a multimodal
             # target fit that mode, and N(0, I) there (the base law and the initial pool) would
             # never see the others (mog8: the frame of one mode, the ladder's second moment ~150)

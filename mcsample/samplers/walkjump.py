@@ -67,7 +67,7 @@ import numpy as np
 from .._core.bulk import covering_variance, pooled_bulk
 from .._core.langevin import a_step, b_step, o_step, ula_step
 from .._core.posterior_mean import importance_mean, importance_score_mean
-from .._core.slice import dense_frame, frame_to_x, identity_frame
+from .._core.slice import covariance_frame, frame_to_x, identity_frame
 from ._base import ParticleRun, ParticleSettings
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -447,9 +447,7 @@ class WalkJumpRun(ParticleRun):
                       else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
             mean, cov, n_evals = pooled_bulk(target.logp_fn, target.kernel_args, starts, rng, n_importance=sizes.pooled,
                                              max_evals=sizes.search_evals)
-            vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
-            cov = (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
-            frame = dense_frame(mean, np.linalg.cholesky(cov))
+            frame = covariance_frame(mean, cov)
         else:
             frame = identity_frame(d)
         if given:  # in the target's coordinates (or the frame's, if asked to search as well)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mcsample as mc
-from mcsample._core.slice import (dense_frame, diagonal_frame, frame_to_x, identity_frame, logp_in_frame,
+from mcsample._core.slice import (covariance_frame, dense_frame, diagonal_frame, frame_to_x, identity_frame, logp_in_frame,
                                   shrink_angle, shrink_interval, step_out, x_to_frame)
 
 
@@ -146,3 +146,16 @@ def test_frames_round_trip():
         logp, args = NORMAL
         x = np.zeros(D)
         assert np.isclose(logp_in_frame(logp, args, frame, z[0], x), -0.5 * np.sum(frame_to_x(frame, z[0]) ** 2))
+
+
+def test_covariance_frame_factors_the_covariance_and_survives_a_singular_one():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 4))
+    cov = a @ a.T + 0.1 * np.eye(4)
+    frame = covariance_frame(np.arange(4.0), cov)
+    np.testing.assert_allclose(frame[3] @ frame[3].T, cov, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(frame[1], np.arange(4.0))
+    v = rng.normal(size=(4, 1))
+    singular = covariance_frame(np.zeros(4), v @ v.T)  # rank 1: a plain Cholesky fails here
+    assert np.all(np.isfinite(singular[3]))
+    np.testing.assert_allclose(singular[3] @ singular[3].T, v @ v.T, atol=1e-10 * (v.T @ v).item())
