@@ -76,8 +76,7 @@ import numpy as np
 from .._core.bulk import covering_variance, pooled_bulk
 from .._core.posterior_mean import (_add_weighted, _log_sum_exp_kernel, _square_distance, _square_norm,
                                     logp_grad_in_frame)
-from .._core.slice import _inline, logp_in_frame
-from .._core.slice import dense_frame, frame_to_x, identity_frame
+from .._core.slice import _inline, covariance_frame, frame_to_x, identity_frame, logp_in_frame
 from ._base import ParticleRun, ParticleSettings
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -361,14 +360,6 @@ def pool_means_grad(logp_grad, args, frame, rng, xs, t, gamma, per_particle, ant
     return n * per_particle
 
 
-
-def _frame_of(mean, cov):
-    """The dense frame x = mean + L u with L L^T = cov, eigenvalues floored for a Cholesky."""
-    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
-    cov = (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
-    return dense_frame(mean, np.linalg.cholesky(cov))
-
-
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -434,7 +425,7 @@ class EnsembleRun(ParticleRun):
         starts = (np.tile(np.asarray(init, float), (settings.n_searches, 1)) if init is not None
                   else rng.uniform(-2.0, 2.0, (settings.n_searches, d)))
         mean, cov, n_evals = pooled_bulk(target.logp_fn, target.kernel_args, starts, rng)
-        return _frame_of(mean, cov), n_evals
+        return covariance_frame(mean, cov), n_evals
 
     def _pilot(self, n_pilot):
         """A first, smaller ensemble in the searches' frame; its mean and covariance become the
@@ -457,7 +448,7 @@ class EnsembleRun(ParticleRun):
         x = frame_to_x(self.frame, xs)
         if not np.all(np.isfinite(x)):
             return spent
-        self.frame = _frame_of(x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False)))
+        self.frame = covariance_frame(x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False)))
         if self.settings.gamma is None:
             self.gamma, n = covering_variance(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng)
             spent += n
