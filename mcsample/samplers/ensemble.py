@@ -375,14 +375,20 @@ class EnsembleRun(ParticleRun):
             raise ValueError(f"ensemble_score: gradient=True needs a target with logp_grad; {target.name!r} has none")
         super().__init__(settings, target, rng, 0, draws, settings.n_steps)
         self.frame, search_evals = self._standardise(settings, target, rng, init)
-        self.gamma = settings.gamma
+        self.gamma, ladder_evals = settings.gamma, 0
         if self.gamma is None:
-            self.gamma, n = covering_variance(target.logp_fn, target.kernel_args, self.frame, rng)
-            search_evals += n
+            self.gamma, ladder_evals = covering_variance(target.logp_fn, target.kernel_args, self.frame, rng)
+            search_evals += ladder_evals
         self.group = min(draws, settings.group_size) if settings.estimator == "ensemble" else 1
         n_pilot = int(np.ceil(settings.pilot * draws)) if settings.standardise == "search" else 0
         if n_pilot < 2 * (d + 1):  # too few for a covariance (and the driver's 2-particle compile run)
             n_pilot = 0
+        if n_pilot and budget_per_particle is not None:
+            # the pilot is a refinement: a budget that cannot pay for it, its covering ladder (about
+            # what the first one cost) and 4 candidates a step for everyone runs without it
+            room = budget_per_particle * draws - search_evals - ladder_evals
+            if room < 4 * (draws + n_pilot) * settings.n_steps:
+                n_pilot = 0
         per_step = settings.n_candidates
         if budget_per_particle is not None:
             per_step = int((budget_per_particle * draws - search_evals) // ((draws + n_pilot) * settings.n_steps))

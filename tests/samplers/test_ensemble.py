@@ -227,6 +227,15 @@ def test_budget_sets_the_candidates_and_is_kept():
         _sample(target, draws=100, max_evals=1000)
 
 
+def test_a_tight_budget_runs_without_the_pilot_instead_of_failing():
+    """mc.compare's default share (5e4 per run, 125 particles) on eight schools: the pilot's second
+    covering ladder did not fit and the run raised; the pilot is dropped when it cannot be paid for."""
+    target = targets.get("eight_schools_noncentered")[0]
+    _, idata = _sample(target, draws=125, max_evals=5e4)
+    assert idata.attrs["n_logp"] <= 5e4
+    assert _arviz.group(idata, "step_stats")["n_candidates"].values[0, 0] >= 1
+
+
 def test_collapsed_weights_are_warned_about():
     """two_modes in d = 32: the standardisation sees one mode and the drift's weights collapse."""
     from targets import synthetic
