@@ -54,6 +54,19 @@ def test_budget_plans_the_steps_and_is_respected(gauss):
         run(gauss.target, RDMC(estimator="is"), max_evals=2 * 50 * 20.0)
 
 
+def test_auto_standardisation_uses_the_gpss_pilot_when_a_budget_pays_for_one_search(gauss):
+    """One short search cannot span modes and fits one mode worse than GPSS at the same cost
+    (RDMC's ``standardise`` docstring), so "auto" searches only when two searches fit the budget."""
+    cfg = RDMC()
+    assert cfg.pilot_sizes(2, 1e5).searches >= 2 and cfg.pilot_sizes(2, 2e4).searches < 2
+    choice = {}
+    for name, settings, budget in (("roomy", cfg, 1e5), ("tight", cfg, 2e4),
+                                   ("forced", RDMC(standardise="search"), 2e4)):
+        idata = run(gauss.target, settings, draws=10, chains=1, max_evals=budget)
+        choice[name] = json.loads(idata.attrs["tuned"])[0]["standardise"]
+    assert choice == {"roomy": "search", "tight": "pilot", "forced": "search"}
+
+
 def test_small_budgets_shrink_the_inner_sizes_before_the_grid(gauss):
     """2000 evaluations per particle pay for 7 steps at the default sizes (260 each), too short a
     grid; the plan keeps MIN_STEPS steps with smaller inner sizes, and the pilot its share."""
