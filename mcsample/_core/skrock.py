@@ -98,49 +98,6 @@ def _pull_towards(y, m, k, inv_tau, out):
         out[i] = pull * (m[i] - y[i])
 
 
-@_jit
-def tilted_drift(logp_grad, args, y, m, k, inv_tau, beta, gamma, scaled, out):
-    """out = k (m - y) / (1 + |m - y|^2 inv_tau) + beta grad log pi(gamma y). Returns the number of
-    gradient evaluations (0 when beta = 0). ``scaled`` is scratch of length d."""
-    d = y.size
-    _pull_towards(y, m, k, inv_tau, out)
-    if beta == 0.0:
-        return 0
-    for i in range(d):
-        scaled[i] = gamma * y[i]
-    _, g = logp_grad(scaled, *args)
-    for i in range(d):
-        out[i] += beta * g[i]
-    return 1
-
-
-@_jit
-def skrock_step(logp_grad, args, rng, y, delta, mu, nu, kappa, m, k, inv_tau, beta, gamma, work):
-    """One SK-ROCK step of dY = f(Y) du + sqrt(2) dW over ``delta`` for the ``tilted_drift`` f, in
-    place on y; ``mu, nu, kappa`` from ``skrock_coefficients``; ``work`` is scratch of shape
-    (5, d). Returns the gradient evaluations (s, or 0 when beta = 0)."""
-    d = y.size
-    s = mu.size - 1
-    q, prev, prev2, f, scaled = work[0], work[1], work[2], work[3], work[4]
-    noise = np.sqrt(2.0 * delta)
-    for i in range(d):
-        q[i] = noise * rng.standard_normal()
-        prev2[i] = y[i]
-        prev[i] = y[i] + nu[1] * q[i]
-    n = tilted_drift(logp_grad, args, prev, m, k, inv_tau, beta, gamma, scaled, f)
-    for i in range(d):
-        prev[i] = y[i] + mu[1] * delta * f[i] + kappa[1] * q[i]
-    for j in range(2, s + 1):
-        n += tilted_drift(logp_grad, args, prev, m, k, inv_tau, beta, gamma, scaled, f)
-        for i in range(d):
-            new = mu[j] * delta * f[i] + nu[j] * prev[i] + kappa[j] * prev2[i]
-            prev2[i] = prev[i]
-            prev[i] = new
-    for i in range(d):
-        y[i] = prev[i]
-    return n
-
-
 def linear_step_map(coef: SKROCKCoefficients, lam_delta: float) -> tuple[float, float]:
     """(A, B) with Y_new = A Y + B xi for f(y) = -lam y (lam_delta = lam Delta): the recursion is
     linear, so its stationary variance is exactly B^2 / (1 - A^2) for |A| < 1 (a test oracle).
@@ -157,15 +114,14 @@ def linear_step_map(coef: SKROCKCoefficients, lam_delta: float) -> tuple[float, 
     return prev
 
 
-# -- the same step in a frame: sampling coordinates u with x = c + L u (``_core.slice`` frames), so
+# -- the step, in a frame: sampling coordinates u with x = c + L u (``_core.slice`` frames), so
 # that a sampler standardised by a pilot runs on pi_u(u) = pi(c + L u), whose score is
-# L^T grad log pi(c + L u). Separate functions rather than a frame argument on the ones above, whose
-# compiled signatures and draws other code pins.
+# L^T grad log pi(c + L u); the identity frame gives the plain step on pi.
 
 
 @_jit
 def tilted_drift_in_frame(logp_grad, args, frame, y, m, k, inv_tau, beta, gamma, scaled, x, g, out):
-    """``tilted_drift`` for pi_u: out = pull (m - y) + beta grad log pi_u(gamma y); ``scaled``,
+    """out = k (m - y) / (1 + |m - y|^2 inv_tau) + beta grad log pi_u(gamma y); ``scaled``,
     ``x`` and ``g`` are scratch of length d. Returns the gradient evaluations (0 or 1)."""
     d = y.size
     _pull_towards(y, m, k, inv_tau, out)
@@ -181,7 +137,8 @@ def tilted_drift_in_frame(logp_grad, args, frame, y, m, k, inv_tau, beta, gamma,
 
 @_jit
 def skrock_step_in_frame(logp_grad, args, frame, rng, y, delta, mu, nu, kappa, m, k, inv_tau, beta, gamma, work):
-    """``skrock_step`` for the drift ``tilted_drift_in_frame``; ``work`` is scratch of shape (9, d).
+    """One SK-ROCK step of dY = f(Y) du + sqrt(2) dW over ``delta`` for the ``tilted_drift_in_frame``
+    f, in place on y; ``mu, nu, kappa`` from ``skrock_coefficients``; ``work`` is scratch of shape (9, d).
     Returns (gradient evaluations, secant estimate of Lip(f)): the largest
     |f(K_j) - f(K_{j-1})| / |K_j - K_{j-1}| over successive evaluation points, free from the
     step's own evaluations; it is large exactly when the step met a curvature outside its stability

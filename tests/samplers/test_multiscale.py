@@ -17,7 +17,7 @@ import pytest
 import mcsample as mc
 from mcsample import Target
 from mcsample._core.diffusion import cld_conditional
-from mcsample._core.skrock import skrock_coefficients, skrock_step
+from mcsample._core.skrock import skrock_coefficients, skrock_step_in_frame
 from mcsample.samplers.multiscale import (MultALMC, MultALMCRun, MultCDiff, _fast_pull, _slow_drift,
                                           cdiff_total_cost, cld_scaled_precisions, multalmc_cost,
                                           multalmc_plan)
@@ -95,14 +95,14 @@ def _averaged_drift(fn, args, frame, rng, lam, x, target_form, n_chains, burn, s
     d = x.size
     k, inv_tau = _fast_pull(lam, 0, 3.0, 1.0, d)
     beta = 1.0 / np.sqrt(lam)
-    work = np.zeros((5, d))
+    work = np.zeros((9, d))
     out, gy, scaled, xbuf = np.empty(d), np.empty(d), np.empty(d), np.empty(d)
     means = np.zeros(n_chains)
     for c in range(n_chains):
         y = np.sqrt(lam) * x + 0.1 * rng.standard_normal(d)
         acc = 0.0
         for it in range(burn + steps):
-            skrock_step(fn, args, rng, y, delta, mu, nu, kappa, x, k, inv_tau, beta, beta, work)
+            skrock_step_in_frame(fn, args, frame, rng, y, delta, mu, nu, kappa, x, k, inv_tau, beta, beta, work)
             if it >= burn:
                 _slow_drift(fn, args, frame, lam, x, y, target_form, True, 0, 3.0, 1.0, gy, scaled, xbuf, out)
                 acc += out[0]
