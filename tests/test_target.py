@@ -115,6 +115,32 @@ def test_gradient_disagreeing_with_finite_differences():
     mc.Target(quad, 3, logp_grad=quad_grad_wrong, args=(C,), check_grad=False)
 
 
+@numba.njit
+def scaled_quad(x, c, s):
+    return -0.5 * np.sum(((x - c) / s) ** 2)
+
+
+@numba.njit
+def scaled_quad_grad(x, c, s):
+    return -0.5 * np.sum(((x - c) / s) ** 2), -(x - c) / s**2
+
+
+@numba.njit
+def scaled_quad_grad_flipped(x, c, s):
+    lp, g = scaled_quad_grad(x, c, s)
+    g[1] = -g[1]
+    return lp, g
+
+
+def test_gradient_check_allows_for_rounding_at_large_log_densities():
+    # the test point 0 is 1e5 sds from the first mean, so |logp| ~ 5e9 and central differences of
+    # x[1]'s -3 come out -2.86: a right gradient must pass, a wrong one must still be caught
+    c, s = np.array([1000.0, -3.0, 0.5]), np.array([0.01, 1.0, 100.0])
+    mc.Target(scaled_quad, 3, logp_grad=scaled_quad_grad, args=(c, s))
+    with pytest.raises(ValueError, match=r"component 1 \(x\[1\]\)"):
+        mc.Target(scaled_quad, 3, logp_grad=scaled_quad_grad_flipped, args=(c, s))
+
+
 def test_gradient_of_wrong_shape():
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         mc.Target(quad, 3, logp_grad=quad_grad_short, args=(C,))
