@@ -22,8 +22,8 @@ import numpy as np
 from .._core.adaptation import (dual_averaging_final, dual_averaging_init, dual_averaging_restart,
                                 dual_averaging_update, grad_diag_variance, regularized_variance,
                                 stan_schedule, welford_update, welford_update_dense, windowless_schedule)
-from .._core.hamiltonian import (diagonal_metric, dot, draw_momentum, find_reasonable_step_size,
-                                 hamiltonian, leapfrog, make_metric, velocity)
+from .._core.hamiltonian import (diagonal_metric, draw_momentum, find_reasonable_step_size, hamiltonian,
+                                 make_metric, velocity)
 from ._base import SamplerSettings, WindowedChain
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -144,27 +144,34 @@ NUTSState = namedtuple("NUTSState", ["q", "lp", "g"])
 # One end of a trajectory (or the leaf being integrated): position, momentum, gradient, velocity.
 TrajectoryEnd = namedtuple("TrajectoryEnd", ["q", "p", "g", "v"])
 
-# A point drawn from a trajectory: position and gradient (its log density and energy are scalars
-# of the transition).
-Point = namedtuple("Point", ["q", "g"])
+# A transition's scratch space is one (rows, d) array whose rows are named below. One array
+# rather than a named tuple of ~30: numba reference-counts every array a function receives or
+# slices (an atomic add and subtract each), and with separate arrays that bookkeeping was ~16% of
+# a gauss100 transition, more than the gradient itself (benchmarks/results/nuts_overhead.md).
+_P0, _V0 = 0, 1                        # the initial momentum and velocity
+_BACKWARD, _FORWARD, _LEAF = 2, 6, 10  # the trajectory's ends and the leaf being integrated:
+_Q, _P, _G, _V = 0, 1, 2, 3            # each four rows (q, p, g, v) from its base
+_CAND_Q, _CAND_G = 14, 15              # the subtree's multinomial draw
+_SEL_Q, _SEL_G = 16, 17                # the trajectory's draw so far
+_RHO, _RHO_OLD, _CUM = 18, 19, 20      # momentum sums: the trajectory's, before the last merge, the subtree's
+_SEAM_P, _SEAM_V = 21, 22              # momentum and velocity of the end a subtree grows from
+_N_ROWS = 23
+# Then five blocks of max_depth + 1 per-level checkpoints of the subtree being built: the momentum
+# and velocity of a subtree's first leaf, those of the last leaf of its first (init) half, and
+# the momentum sum before it began.
+_BEGIN_P, _BEGIN_V, _INIT_END_P, _INIT_END_V, _CUM_BEFORE = range(5)
 
-# Per-level checkpoints of a subtree being built, each (max_depth + 1, d): the momentum and velocity
-# of the first leaf of the subtree starting at each level, those of the last leaf of its first
-# (init) half, and the cumulative momentum before it began.
-Checkpoints = namedtuple("Checkpoints", ["begin_p", "begin_v", "init_end_p", "init_end_v", "cum_before"])
 
-# One chain's scratch space for a transition (all d-vectors but ``checkpoints``):
-#   p0, v0              the initial momentum and velocity
-#   backward, forward   the trajectory's two ends
-#   leaf                the leaf being integrated while a subtree is built
-#   candidate           the subtree's multinomial draw
-#   selected            the trajectory's draw so far
-#   rho, rho_old, cum   momentum sums: the trajectory's, before the last merge, and the subtree's
-#   seam_p, seam_v      momentum and velocity of the end a subtree grows from
-#   tmp                 scratch for the U-turn checks
-NUTSWorkspace = namedtuple("NUTSWorkspace", ["p0", "v0", "backward", "forward", "leaf", "candidate",
-                                             "selected", "rho", "rho_old", "cum", "seam_p", "seam_v",
-                                             "tmp", "checkpoints"])
+class NUTSWorkspace(namedtuple("NUTSWorkspace", ["rows"])):
+    """One chain's scratch space for a transition: ``rows`` is (23 + 5 (max_depth + 1), d)."""
+
+    __slots__ = ()
+
+    @property
+    def forward(self) -> TrajectoryEnd:
+        """The forward end of the last trajectory (views)."""
+        return TrajectoryEnd(*self.rows[_FORWARD:_FORWARD + 4])
+
 
 # What building one subtree reports to the transition: whether it may join the trajectory (no
 # U-turn inside, no divergence), the log of its leaves' summed weights, the log density and energy
@@ -201,16 +208,7 @@ NUTSDraws = namedtuple("NUTSDraws", ["x", "lp", "energy", "acceptance_rate", "st
 
 
 def new_workspace(dim: int, max_depth: int) -> NUTSWorkspace:
-    def vector():
-        return np.zeros(dim)
-
-    def end():
-        return TrajectoryEnd(vector(), vector(), vector(), vector())
-
-    return NUTSWorkspace(p0=vector(), v0=vector(), backward=end(), forward=end(), leaf=end(),
-                         candidate=Point(vector(), vector()), selected=Point(vector(), vector()),
-                         rho=vector(), rho_old=vector(), cum=vector(), seam_p=vector(), seam_v=vector(),
-                         tmp=vector(), checkpoints=Checkpoints(*(np.zeros((max_depth + 1, dim)) for _ in range(5))))
+    return NUTSWorkspace(np.zeros((_N_ROWS + 5 * (max_depth + 1), dim)))
 
 
 def new_metric_window(kind: int, dim: int) -> MetricWindow:
@@ -219,19 +217,12 @@ def new_metric_window(kind: int, dim: int) -> MetricWindow:
 
 
 # -- one transition ----------------------------------------------------------------------------
-
-
-@_jit
-def _no_u_turn(v_minus, v_plus, rho):
-    """Stan's criterion: the span keeps going while both end velocities point along rho."""
-    return dot(v_minus, rho) > 0.0 and dot(v_plus, rho) > 0.0
-
-
-@_jit
-def _no_u_turn_extended(v_minus, v_plus, rho, p_extra, tmp):
-    for i in range(rho.size):
-        tmp[i] = rho[i] + p_extra[i]
-    return _no_u_turn(v_minus, v_plus, tmp)
+# The kernels index the workspace's rows (w[row, i]) rather than hand row views to helpers, since
+# every view or array argument costs a reference count. Each loop keeps the floating-point
+# operations, and their order, of the plain formulas (the leapfrog step of
+# mcsample._core.hamiltonian, H = -log p + p.v / 2, Stan's U-turn checks), so that the draws do
+# not depend on how the loops are fused; the dot products of one check share a pass over the
+# coordinates, which overlaps their otherwise serial additions.
 
 
 @_jit
@@ -241,11 +232,46 @@ def _copy(dst, src):
 
 
 @_jit
-def _copy_end(dst, src):
-    _copy(dst.q, src.q)
-    _copy(dst.p, src.p)
-    _copy(dst.g, src.g)
-    _copy(dst.v, src.v)
+def _copy_rows(w, dst, src, count):
+    """Rows [dst, dst + count) of ``w`` := rows [src, src + count)."""
+    for r in range(count):
+        for i in range(w.shape[1]):
+            w[dst + r, i] = w[src + r, i]
+
+
+@_jit
+def _no_u_turn(w, v_minus, v_plus, rho):
+    """Stan's criterion on rows of ``w``: the span keeps going while both end velocities point
+    along rho."""
+    s_minus = 0.0
+    s_plus = 0.0
+    for i in range(w.shape[1]):
+        s_minus += w[v_minus, i] * w[rho, i]
+        s_plus += w[v_plus, i] * w[rho, i]
+    return s_minus > 0.0 and s_plus > 0.0
+
+
+@_jit
+def _no_u_turn_extended(w, v_minus, v_plus, rho, p_extra):
+    """``_no_u_turn`` with rho + p_extra: the span extended by one more leaf."""
+    s_minus = 0.0
+    s_plus = 0.0
+    for i in range(w.shape[1]):
+        r = w[rho, i] + w[p_extra, i]
+        s_minus += w[v_minus, i] * r
+        s_plus += w[v_plus, i] * r
+    return s_minus > 0.0 and s_plus > 0.0
+
+
+@_jit
+def _dense_velocity(w, p, v, inv_dense):
+    """Row v := M^-1 row p."""
+    d = w.shape[1]
+    for i in range(d):
+        s = 0.0
+        for j in range(d):
+            s += inv_dense[i, j] * w[p, j]
+        w[v, i] = s
 
 
 @_jit
@@ -259,15 +285,25 @@ def _logaddexp(a, b):
 
 
 @_inline
-def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, work):
-    """Extend ``work.leaf`` by 2^depth leapfrog steps of size ``step``.
+def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, w):
+    """Extend the leaf (rows ``_LEAF``) by 2^depth leapfrog steps of size ``step``.
 
-    The subtree's multinomial draw is left in ``work.candidate``; returns a ``SubtreeInfo``."""
-    q, p, g, v = work.leaf
-    cand_q, cand_g = work.candidate
-    begin_p, begin_v, init_end_p, init_end_v, cum_before = work.checkpoints
-    cum, tmp, rho_final = work.cum, work.tmp, work.rho_old  # rho_old is free during subtree building
-    cum[:] = 0.0
+    The subtree's multinomial draw is left in rows ``_CAND_Q``, ``_CAND_G``; returns a
+    ``SubtreeInfo``. Leaf n begins the subtrees of levels 0..m, m its number of trailing zero bits
+    (at most ``depth``); their checkpoints are equal, so it stores them once, in slot m. No later
+    leaf of those subtrees has as many trailing zeros, so the slot survives until they end."""
+    d = w.shape[1]
+    stride = (w.shape[0] - _N_ROWS) // 5
+    begin_p = _N_ROWS + _BEGIN_P * stride
+    begin_v = _N_ROWS + _BEGIN_V * stride
+    init_end_p = _N_ROWS + _INIT_END_P * stride
+    init_end_v = _N_ROWS + _INIT_END_V * stride
+    cum_before = _N_ROWS + _CUM_BEFORE * stride
+    q, p, g, v = _LEAF + _Q, _LEAF + _P, _LEAF + _G, _LEAF + _V
+    dense, inv_diag = metric.dense, metric.inv_diag
+    half = 0.5 * step
+    for i in range(d):
+        w[_CUM, i] = 0.0
     log_w_sub = -np.inf
     lp_c = 0.0
     h_c = 0.0
@@ -276,9 +312,33 @@ def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, work):
     valid = True
     divergent = False
     for n in range(1 << depth):
-        lp = leapfrog(logp_grad, args, q, p, g, v, step, metric)
+        # one leapfrog step (as _core.hamiltonian.leapfrog), the kinetic energy in its last pass
+        for i in range(d):
+            w[p, i] += half * w[g, i]
+        if dense:
+            _dense_velocity(w, p, v, metric.inv_dense)
+        else:
+            for i in range(d):
+                w[v, i] = inv_diag[i] * w[p, i]
+        for i in range(d):
+            w[q, i] += step * w[v, i]
+        lp, grad = logp_grad(w[q], *args)
+        for i in range(d):
+            w[g, i] = grad[i]
+            w[p, i] += half * w[g, i]
+        kinetic = 0.0
+        if dense:
+            _dense_velocity(w, p, v, metric.inv_dense)
+            for i in range(d):
+                kinetic += w[p, i] * w[v, i]
+        else:
+            for i in range(d):
+                w[v, i] = inv_diag[i] * w[p, i]
+                kinetic += w[p, i] * w[v, i]
         n_leapfrog += 1
-        h = hamiltonian(lp, p, v)
+        h = -lp + 0.5 * kinetic
+        if np.isnan(h):  # counts as a divergence
+            h = np.inf
         log_w = h0 - h
         sum_accept += 1.0 if log_w > 0.0 else np.exp(log_w)
         if h - h0 > max_dh:
@@ -288,40 +348,45 @@ def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, work):
         # uniform progressive sampling inside the subtree: multinomial over its leaves
         log_w_new = _logaddexp(log_w_sub, log_w)
         if rng.random() < np.exp(log_w - log_w_new):
-            _copy(cand_q, q)
-            _copy(cand_g, g)
+            for i in range(d):
+                w[_CAND_Q, i] = w[q, i]
+                w[_CAND_G, i] = w[g, i]
             lp_c = lp
             h_c = h
         log_w_sub = log_w_new
-        for i in range(q.size):
-            cum[i] += p[i]
-        # checkpoints for every subtree that begins at this leaf
-        level = 0
-        while level <= depth and n % (1 << level) == 0:
-            _copy(begin_p[level], p)
-            _copy(begin_v[level], v)
-            for i in range(q.size):
-                cum_before[level, i] = cum[i] - p[i]
-            level += 1
-        # U-turn checks for every subtree that ends at this leaf (Stan's three per merge)
+        # the momentum sum, and the checkpoint of the subtrees that begin at this leaf
+        slot = 0
+        while slot < depth and n % (1 << (slot + 1)) == 0:
+            slot += 1
+        for i in range(d):
+            w[_CUM, i] += w[p, i]
+            w[begin_p + slot, i] = w[p, i]
+            w[begin_v + slot, i] = w[v, i]
+            w[cum_before + slot, i] = w[_CUM, i] - w[p, i]
+        # U-turn checks for every subtree that ends at this leaf (Stan's three per merge): the
+        # whole subtree, its init half extended by its final half's first leaf, and the final
+        # half extended by the init half's last leaf
         level = 1
         while level <= depth and (n + 1) % (1 << level) == 0:
-            rho_sub = tmp
-            for i in range(q.size):
-                rho_sub[i] = cum[i] - cum_before[level, i]
-            if not _no_u_turn(begin_v[level], v, rho_sub):
-                valid = False
-                break
-            for i in range(q.size):
-                rho_final[i] = cum[i] - cum_before[level - 1, i]
-            # init half extended by the final half's first leaf
-            for i in range(q.size):
-                rho_sub[i] = rho_sub[i] - rho_final[i] + begin_p[level - 1, i]
-            if not _no_u_turn(begin_v[level], begin_v[level - 1], rho_sub):
-                valid = False
-                break
-            # final half extended by the init half's last leaf
-            if not _no_u_turn_extended(init_end_v[level], v, rho_final, init_end_p[level], rho_sub):
+            first = n + 1 - (1 << level)
+            s_init = 0  # the slot of the subtree's first leaf
+            while s_init < depth and first % (1 << (s_init + 1)) == 0:
+                s_init += 1
+            s_final = level - 1  # the slot of its final half's first leaf
+            a_minus = a_plus = b_minus = b_plus = c_minus = c_plus = 0.0
+            for i in range(d):
+                rho_sub = w[_CUM, i] - w[cum_before + s_init, i]
+                rho_final = w[_CUM, i] - w[cum_before + s_final, i]
+                rho_init_ext = rho_sub - rho_final + w[begin_p + s_final, i]
+                rho_final_ext = rho_final + w[init_end_p + level, i]
+                a_minus += w[begin_v + s_init, i] * rho_sub
+                a_plus += w[v, i] * rho_sub
+                b_minus += w[begin_v + s_init, i] * rho_init_ext
+                b_plus += w[begin_v + s_final, i] * rho_init_ext
+                c_minus += w[init_end_v + level, i] * rho_final_ext
+                c_plus += w[v, i] * rho_final_ext
+            if not (a_minus > 0.0 and a_plus > 0.0 and b_minus > 0.0 and b_plus > 0.0
+                    and c_minus > 0.0 and c_plus > 0.0):
                 valid = False
                 break
             level += 1
@@ -332,8 +397,9 @@ def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, work):
         while top < depth and (n + 1) % (1 << (top + 1)) == 0:
             top += 1
         if top < depth and ((n + 1) >> top) & 1 == 1:
-            _copy(init_end_p[top + 1], p)
-            _copy(init_end_v[top + 1], v)
+            for i in range(d):
+                w[init_end_p + top + 1, i] = w[p, i]
+                w[init_end_v + top + 1, i] = w[v, i]
     return SubtreeInfo(valid, log_w_sub, lp_c, h_c, n_leapfrog, sum_accept, divergent)
 
 
@@ -341,22 +407,23 @@ def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, work):
 def nuts_transition(logp_grad, args, rng, state, step, metric, max_depth, max_dh, work):
     """One multinomial NUTS transition from ``state`` (a ``NUTSState``), which it updates in
     place; returns the draw's ``NUTSInfo``."""
-    p0, v0 = work.p0, work.v0
-    backward, forward_end, leaf, candidate, selected = (work.backward, work.forward, work.leaf,
-                                                        work.candidate, work.selected)
-    rho, rho_old, cum, seam_p, seam_v, tmp = work.rho, work.rho_old, work.cum, work.seam_p, work.seam_v, work.tmp
-    begin_p, begin_v = work.checkpoints.begin_p, work.checkpoints.begin_v
+    w = work.rows
+    d = w.shape[1]
+    stride = (w.shape[0] - _N_ROWS) // 5
+    begin_p = _N_ROWS + _BEGIN_P * stride
+    begin_v = _N_ROWS + _BEGIN_V * stride
+    p0, v0 = w[_P0], w[_V0]
     draw_momentum(rng, metric, p0)
     velocity(metric, p0, v0)
     h0 = hamiltonian(state.lp[0], p0, v0)
-    for end in (backward, forward_end):
-        _copy(end.q, state.q)
-        _copy(end.p, p0)
-        _copy(end.g, state.g)
-        _copy(end.v, v0)
-    _copy(selected.q, state.q)
-    _copy(selected.g, state.g)
-    _copy(rho, p0)
+    for i in range(d):
+        w[_BACKWARD + _Q, i] = w[_FORWARD + _Q, i] = state.q[i]
+        w[_BACKWARD + _P, i] = w[_FORWARD + _P, i] = w[_P0, i]
+        w[_BACKWARD + _G, i] = w[_FORWARD + _G, i] = state.g[i]
+        w[_BACKWARD + _V, i] = w[_FORWARD + _V, i] = w[_V0, i]
+        w[_SEL_Q, i] = state.q[i]
+        w[_SEL_G, i] = state.g[i]
+        w[_RHO, i] = w[_P0, i]
     lp_s = state.lp[0]
     h_s = h0
     log_w = 0.0
@@ -367,12 +434,12 @@ def nuts_transition(logp_grad, args, rng, state, step, metric, max_depth, max_dh
     while depth < max_depth:
         forward = rng.random() > 0.5
         # continue from the end being extended; keep its momentum for the seam checks
-        end = forward_end if forward else backward
-        _copy_end(leaf, end)
-        _copy(seam_p, end.p)
-        _copy(seam_v, end.v)
-        sub = _build_subtree(logp_grad, args, rng, depth, step if forward else -step, h0, metric,
-                             max_dh, work)
+        end = _FORWARD if forward else _BACKWARD
+        _copy_rows(w, _LEAF, end, 4)
+        for i in range(d):
+            w[_SEAM_P, i] = w[end + _P, i]
+            w[_SEAM_V, i] = w[end + _V, i]
+        sub = _build_subtree(logp_grad, args, rng, depth, step if forward else -step, h0, metric, max_dh, w)
         n_leapfrog += sub.n_leapfrog
         sum_accept += sub.sum_accept
         if sub.divergent:
@@ -380,30 +447,31 @@ def nuts_transition(logp_grad, args, rng, state, step, metric, max_depth, max_dh
         if not sub.valid:
             break
         # the subtree becomes the trajectory's new end
-        _copy_end(end, leaf)
+        _copy_rows(w, end, _LEAF, 4)
         depth += 1
         # biased progressive sampling favours the new subtree (Betancourt 2017, A.3.2)
         log_w_sub = sub.log_weight
         if log_w_sub > log_w or rng.random() < np.exp(log_w_sub - log_w):
-            _copy(selected.q, candidate.q)
-            _copy(selected.g, candidate.g)
+            _copy_rows(w, _SEL_Q, _CAND_Q, 2)
             lp_s = sub.lp_candidate
             h_s = sub.h_candidate
         log_w = _logaddexp(log_w, log_w_sub)
-        _copy(rho_old, rho)
-        for i in range(rho.size):
-            rho[i] = rho_old[i] + cum[i]
-        if not _no_u_turn(backward.v, forward_end.v, rho):
+        for i in range(d):
+            w[_RHO_OLD, i] = w[_RHO, i]
+            w[_RHO, i] = w[_RHO_OLD, i] + w[_CUM, i]
+        if not _no_u_turn(w, _BACKWARD + _V, _FORWARD + _V, _RHO):
             break
-        # old trajectory extended by the new subtree's first leaf, and vice versa
-        outer_old_v = backward.v if forward else forward_end.v
-        if not _no_u_turn_extended(outer_old_v, begin_v[depth - 1], rho_old, begin_p[depth - 1], tmp):
+        # old trajectory extended by the new subtree's first leaf (its checkpoint is in the slot
+        # of the subtree's depth), and vice versa
+        outer_old_v = (_BACKWARD if forward else _FORWARD) + _V
+        if not _no_u_turn_extended(w, outer_old_v, begin_v + depth - 1, _RHO_OLD, begin_p + depth - 1):
             break
-        outer_new_v = forward_end.v if forward else backward.v
-        if not _no_u_turn_extended(seam_v, outer_new_v, cum, seam_p, tmp):
+        outer_new_v = (_FORWARD if forward else _BACKWARD) + _V
+        if not _no_u_turn_extended(w, _SEAM_V, outer_new_v, _CUM, _SEAM_P):
             break
-    _copy(state.q, selected.q)
-    _copy(state.g, selected.g)
+    for i in range(d):
+        state.q[i] = w[_SEL_Q, i]
+        state.g[i] = w[_SEL_G, i]
     state.lp[0] = lp_s
     return NUTSInfo(h_s, sum_accept / max(n_leapfrog, 1), depth, n_leapfrog, divergent)
 
