@@ -73,7 +73,9 @@ def test_both_estimators_match_the_closed_form_foellmer_posterior_mean(t):
 def test_the_samplers_pools_match_the_closed_form_foellmer_posterior_mean(t, gradient):
     """The sampler's own kernels (``pool_means``, ``pool_means_grad``) for 50 particles spread
     where X_t is, shared pools (group 50) and per-particle ones (group 1), the mixed and the
-    reference proposal. Without gradients each mean is within 4 MC errors sd / sqrt(ESS). With
+    reference proposal, equal and unequal candidates per particle. Without gradients each mean is
+    within 4 MC errors 1.3 sd / sqrt(ESS): sd / sqrt(ESS) is the error of independent posterior draws,
+    and the importance estimate's error measured here over 60 seeds was up to 1.28x that. With
     them the score control variate leaves (cbar - m)(1 - Chat / C) on a Gaussian, where Chat =
     1 / E_w[s^2] has relative error ~ sqrt(2 / ESS): within 4 sqrt(2 / ESS) of 4 MC errors (a
     sign error in the control variate doubles the error instead)."""
@@ -84,13 +86,17 @@ def test_the_samplers_pools_match_the_closed_form_foellmer_posterior_mean(t, gra
     fn = target.logp_grad_fn if gradient else target.logp_fn
     for mixed in (True, False):
         for group, per_particle in ((50, 400), (1, 2000)):
-            pool = np.zeros((group * per_particle, 3))
+            counts = np.full(50, per_particle)
+            if group > 1:  # unequal shares (the "ess" allocation): the mixture weighs parents by count
+                counts[::5], counts[1::5], counts[2::5] = 3 * per_particle, 1, per_particle - 1
+            pool = np.zeros((counts.sum(), 3))
             means, ess, picks, work = np.zeros((50, 3)), np.zeros(50), np.zeros((50, 3)), np.zeros((4, 3))
-            n = kernel(fn, target.kernel_args, identity_frame(3), rng, xs, t, gamma, per_particle, True, mixed, group,
-                       True, pool, np.zeros(len(pool)), np.zeros_like(pool), work[0], work[1:], means, ess, picks)
-            assert n == 50 * per_particle and ess.min() > 50
+            n = kernel(fn, target.kernel_args, identity_frame(3), rng, xs, t, gamma, counts, True,
+                       mixed, group, True, pool, np.zeros(len(pool)), np.zeros_like(pool), work[0], work[1:], means,
+                       ess, picks)
+            assert n == counts.sum() and ess.min() > 50
             mean, sd = foellmer_posterior(xs, t, gamma)
-            bound = 4.0 * sd / np.sqrt(ess[:, None])
+            bound = 4.0 * 1.3 * sd / np.sqrt(ess[:, None])
             if gradient:
                 bound *= 4.0 * np.sqrt(2.0 / ess[:, None])
             assert np.all(np.abs(means - mean) < bound), (mixed, group)
@@ -210,6 +216,7 @@ def test_mog8_mode_weights():
     (dict(standardise="pilot"), "standardise must be"),
     (dict(proposal="prior"), "proposal must be one of"),
     (dict(step="heun"), "step must be one of"),
+    (dict(allocation="even"), "allocation must be one of"),
     (dict(gradient=True), "needs a gradient"),
 ])
 def test_bad_settings_are_named(bad, match):
@@ -249,3 +256,17 @@ def test_denoised_output_is_the_last_posterior_mean():
     a, _ = _sample(gaussian_target(), draws=500, n_steps=20)
     b, _ = _sample(gaussian_target(), draws=500, n_steps=20, denoise=True)
     assert np.all(b.std(0) < a.std(0)) and np.all(np.abs(b.mean(0) - MU) / SD < 0.15)
+
+
+def test_candidates_go_to_the_particles_whose_weights_collapsed():
+    """``allocate_candidates``: the step's total is kept, every particle keeps half the mean in whole
+    antithetic pairs, the cap holds, and a particle with ESS 1 gets the cap while ESS 200 gets the
+    base (pairs, so the reflected candidate always has its partner)."""
+    ess = np.full(1000, 200.0)
+    ess[:10] = 1.0
+    counts = ensemble.allocate_candidates(ess, 16, True, cap=16)
+    assert counts.sum() <= 16 * 1000 and counts.sum() > 16 * 1000 - 2 * 1000 * 0.01
+    assert np.all(counts % 2 == 0) and counts.min() >= 8 and counts.max() <= 256
+    assert np.all(counts[:10] == 256) and np.all(counts[10:] < 16)
+    np.testing.assert_array_equal(ensemble.allocate_candidates(np.full(7, 50.0), 16, True), np.full(7, 16))
+    np.testing.assert_array_equal(ensemble.allocate_candidates(ess, 2, True), np.full(1000, 2))  # nothing to spare
