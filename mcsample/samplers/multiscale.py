@@ -58,8 +58,10 @@ whose evaluations are counted (at most a quarter of a run's budget, as walk_jump
    c + L u. When the covering ladder (``_core.bulk.covering_variance``) finds the target's second
    moment above ``_COVERED`` (4) in those units (the searches fitted one mode of a multimodal
    target), each axis is widened to the target's second moment along it. The samplers run in u.
-2. Curvature Lip of log pi in u: power iterations on finite differences of gradients at 32 points
-   of N(0, I) in u (``estimate_lipschitz``), their 90th percentile; only wells count (-v.Hv > 0).
+2. Curvature Lip of log pi in u: power iterations on finite differences of gradients at 32 of
+   the resampled starts below (about draws of the target; ``estimate_lipschitz``), their 90th
+   percentile; only wells count (-v.Hv > 0). Probed at N(0, I) in u instead, a frame wider than
+   the target (funnel10) put the probes in the neck: 1.4 to 3.8e8 between runs, against 2-731.
 3. h = ``step_scale`` / sqrt(max(Lip, 1 / sigma^2)) (0.1: the Verlet part's h sqrt(Lip) well
    below its bound of 2); the iterations L come from the budget (annealing time L h).
 4. eps: not one value. Per iteration the fast step is the largest inside ``stability`` (1/2) of
@@ -73,8 +75,14 @@ whose evaluations are counted (at most a quarter of a run's budget, as walk_jump
 Lip comes from a few points and the tails can be stiffer (eight schools: the probe's estimate
 spread from 1 to 180 over seeds, and fast chains that met a curvature above it diverged). So each
 fast step is guarded (``_guarded_fast_step``): the step's own stages give a secant estimate of
-Lip(f) for free; a step beyond the bound is undone and redone shorter (counted). The slow step is
-not guarded: a run warns when particles end non-finite or beyond 1e6.
+Lip(f) for free; a step beyond the bound is undone and redone shorter (counted). The annealed
+slow step is not guarded: the path's score has curvature at most 1 / ((1 - lambda) sigma^2),
+whatever the target's (the noise of its one-sample estimate does grow with it). The final plain-Langevin phase does see the target's own curvature, which a single h
+cannot cover when it spans orders of magnitude (the funnel's neck: particles thrown to 1e5-1e6
+there), so by default (``adjust_final``) each of its steps is Metropolis-adjusted (generalised HMC
+with a momentum flip on rejection, MALA when overdamped; no extra gradient): a particle where
+the step is too long stays put. The presets keep the paper's unadjusted phase. A run warns when
+particles end non-finite or beyond 1e6.
 
 Initial basins (``resample_init``, default when standardised): each fast chain starts at
 sqrt(lambda_delta) u, u drawn by importance resampling from a pool of N(0, 2 I) in the frame
@@ -177,6 +185,7 @@ class _MultiscaleSettings(ParticleSettings):
     stability: float = 0.5
     resample_init: bool | None = None
     n_searches: int = 4
+    adjust_final: bool = True
 
     def validate(self, dim: int) -> None:
         if int(self.n_steps) != self.n_steps or self.n_steps < 2:
@@ -279,6 +288,8 @@ class MultALMC(_MultiscaleSettings):
     resample_init : start each fast chain from importance resampling of a Gaussian pool (mode
         weights; module docstring). None: when standardised.
     n_searches : bulk searches of the pilot.
+    adjust_final : Metropolis-adjust the final plain-Langevin phase (module docstring); the presets
+        switch it off, as the paper.
 
     Defaults: the paper's global settings (s = 5, lambda_tilde = 0.6, lambda_delta = 0.01) with h,
     the fast step and the frictions tuned from a pilot. ``MultALMC.preset(name)`` has the paper's
@@ -298,7 +309,7 @@ class MultALMC(_MultiscaleSettings):
     def preset(cls, target_name: str, **overrides) -> "MultALMC":
         """The paper's Table 8 settings for a catalogue target (KeyError names the known ones)."""
         sched, eps, fric, h = cls._table8_row(target_name)
-        kw = dict(schedule=sched, eps=eps, friction=fric, step_size=h, standardise="none")
+        kw = dict(schedule=sched, eps=eps, friction=fric, step_size=h, standardise="none", adjust_final=False)
         if target_name.startswith("mos"):
             kw["noise"] = "student"
         return cls(**(kw | overrides))
@@ -331,7 +342,7 @@ class MultCDiff(_MultiscaleSettings):
     step_size, friction : h and (Gamma_min, Gamma_max) of the final plain-Langevin phase (Gamma_max
         is used); None: tuned as MultALMC's.
     final_fraction : share of the iterations spent in the final plain Langevin phase.
-    standardise, step_scale, stability, resample_init, n_searches : as MultALMC's.
+    standardise, step_scale, stability, resample_init, n_searches, adjust_final : as MultALMC's.
     """
 
     name: ClassVar[str] = "multcdiff"
@@ -342,7 +353,7 @@ class MultCDiff(_MultiscaleSettings):
     @classmethod
     def preset(cls, target_name: str, **overrides) -> "MultCDiff":
         _, eps, fric, h = cls._table8_row(target_name)
-        return cls(**(dict(eps=eps, friction=fric, step_size=h, standardise="none") | overrides))
+        return cls(**(dict(eps=eps, friction=fric, step_size=h, standardise="none", adjust_final=False) | overrides))
 
     def validate(self, dim: int) -> None:
         super().validate(dim)
@@ -438,30 +449,69 @@ def _slow_drift(logp_grad, args, frame, lam, x, y, target_form, fresh, noise_kin
 
 
 @_jit
-def langevin_phase_chunk(logp_grad, args, frame, rng, xs, vs, gs, n_rows, h, frictions, inv_mass, underdamped, cache,
-                         work, n_grad, out_norm):
+def langevin_phase_chunk(logp_grad, args, frame, rng, xs, vs, gs, lps, n_rows, h, frictions, inv_mass, underdamped,
+                         adjust, cache, work, n_grad, out_norm):
     """``n_rows`` iterations of plain Langevin on the target (OBABO, or ULA) for every particle.
-    ``gs`` holds the gradients at xs when ``cache[0] == 2``; otherwise they are computed first."""
+    ``gs`` and ``lps`` hold the gradients and log densities at xs when ``cache[0] == 2``; otherwise
+    they are computed first. ``adjust``: a Metropolis test on each step (OBABO: generalised HMC,
+    Horowitz 1991, the momentum flipped on rejection; ULA: MALA), so that a particle where the
+    target is stiffer than the step allows stays put instead of being thrown out (the funnel's
+    neck: particles at 1e5-1e6 after the unadjusted phase). ``cache[1]`` accumulates rejections."""
     fresh = cache[0] != 2.0
-    xbuf = work[0]
+    xbuf, x0, g0, v0 = work[0], work[1], work[2], work[3]
+    d = xs.shape[1]
     for r in range(n_rows):
         total = 0.0
         for p in range(xs.shape[0]):
             x, g = xs[p], gs[p]
             if fresh:
-                logp_grad_in_frame(logp_grad, args, frame, x, xbuf, g)
+                lps[p] = logp_grad_in_frame(logp_grad, args, frame, x, xbuf, g)[0]
                 n_grad[p] += 1
+            lp0 = lps[p]
+            for i in range(d):
+                x0[i] = x[i]
+                g0[i] = g[i]
             if underdamped:
                 v = vs[p]
                 o_step(rng, v, frictions[r], inv_mass, 0.5 * h)
+                h0 = -lp0
+                for i in range(d):
+                    v0[i] = v[i]
+                    h0 += 0.5 * inv_mass[i] * v[i] * v[i]
                 b_step(v, g, 0.5 * h)
                 a_step(x, v, inv_mass, h)
-                logp_grad_in_frame(logp_grad, args, frame, x, xbuf, g)
+                lp1, ok = logp_grad_in_frame(logp_grad, args, frame, x, xbuf, g)
                 b_step(v, g, 0.5 * h)
+                if adjust:
+                    h1 = -lp1
+                    for i in range(d):
+                        h1 += 0.5 * inv_mass[i] * v[i] * v[i]
+                    if not (ok and np.log(rng.random()) < h0 - h1):
+                        for i in range(d):
+                            x[i] = x0[i]
+                            g[i] = g0[i]
+                            v[i] = -v0[i]
+                        lp1 = lp0
+                        cache[1] += 1.0
+                lps[p] = lp1
                 o_step(rng, v, frictions[r], inv_mass, 0.5 * h)
             else:
                 ula_step(rng, x, g, h)
-                logp_grad_in_frame(logp_grad, args, frame, x, xbuf, g)
+                lp1, ok = logp_grad_in_frame(logp_grad, args, frame, x, xbuf, g)
+                if adjust:
+                    # log q(x0 | x) - log q(x | x0), q(b | a) = N(b; a + h grad(a), 2 h)
+                    fwd = 0.0
+                    bwd = 0.0
+                    for i in range(d):
+                        fwd += (x[i] - x0[i] - h * g0[i]) ** 2
+                        bwd += (x0[i] - x[i] - h * g[i]) ** 2
+                    if not (ok and np.log(rng.random()) < lp1 - lp0 + (fwd - bwd) / (4.0 * h)):
+                        for i in range(d):
+                            x[i] = x0[i]
+                            g[i] = g0[i]
+                        lp1 = lp0
+                        cache[1] += 1.0
+                lps[p] = lp1
             n_grad[p] += 1
             total += norm(g)
         fresh = False
@@ -723,15 +773,18 @@ def _warn_if_diverged(run):
                       "lower step_size / stability, or raise eps", RuntimeWarning, stacklevel=2)
 
 
-def estimate_lipschitz(target, frame, rng, n_points=_CURV_POINTS, n_iter=_CURV_ITERS, quantile=1.0):
+def estimate_lipschitz(target, frame, rng, n_points=_CURV_POINTS, n_iter=_CURV_ITERS, quantile=1.0, points=None):
     """The curvature of log pi in the frame's coordinates u: the ``quantile`` (1: the largest) over
-    ``n_points`` points
-    (the centre, then draws of N(0, I) in the frame: the pilot's Gaussian fit of the bulk) of
+    ``n_points`` points (the first of ``points``, else the centre, then draws of N(0, I) in the
+    frame: the pilot's Gaussian fit of the bulk) of
     the curvature -v.H v along the dominant eigenvector v of the Hessian H of log pi (``n_iter``
     power iterations on finite differences of gradients; 0 where log pi curves up). Returns (estimate, gradients spent); points with non-finite gradients are skipped."""
     d = target.dim
-    pts = rng.standard_normal((n_points, d))
-    pts[0] = 0.0
+    if points is not None:
+        pts = np.asarray(points, dtype=float)[:n_points]
+    else:
+        pts = rng.standard_normal((n_points, d))
+        pts[0] = 0.0
     ests, n = [], 0
     h = 1e-5
 
@@ -852,27 +905,33 @@ class _MultiscaleRun(ParticleRun):
             self.frame = identity_frame(d)
         tune = settings.step_size is None or settings.eps is None or settings.friction is None
         self.lipschitz = np.nan
+        self.ys = rng.standard_normal((draws, d))
+        self.init_ess = self.init_beta = np.nan
+        pool_u = None
+        if settings.resamples_init:
+            # 20 pool draws per particle without a budget: in d = 8 (two_modes) a pool of 2,000 had an ESS of
+            # 10, and the mode shares of 10 distinct starts are a coin toss
+            pool = max(sizes.pool, draws) if budget_per_particle is not None else max(sizes.pool, 20 * draws)
+            pool_u, self.init_ess, self.init_beta, n = _resample_pool(target, self.frame, rng, pool, draws)
+            self.pilot_logp += n
         if tune:
+            # at the resampled starts (draws of about the target), not at N(0, I) in the frame: where the frame
+            # is wider than the target (funnel10: searches widened by the ladder) N(0, I) reaches into the
+            # neck, and the estimate ranged 1.4 to 3.8e8 between runs; at the starts, 2-731 (benchmarks/
+            # results/multiscale_defaults.md)
             self.lipschitz, n = estimate_lipschitz(target, self.frame, rng, max(2, sizes.curv_points),
-                                                   quantile=_CURV_QUANTILE)
+                                                   quantile=_CURV_QUANTILE, points=pool_u)
             self.pilot_grad += n
             if not (np.isfinite(self.lipschitz) and self.lipschitz > 0):
                 raise ValueError(f"{settings.name}: the pilot found no finite curvature of the target (gradients "
                                  "non-finite or zero at every probe); give step_size, eps and friction")
+        if pool_u is not None:
+            self.ys = np.sqrt(settings.lambda_delta) * pool_u
         floor = 1.0 / self._noise_var(settings)
         stiff = max(self.lipschitz, floor) if tune else np.nan
         self.h = settings.step_size if settings.step_size is not None else settings.step_scale / np.sqrt(stiff)
         self.friction = (tuple(settings.friction) if settings.friction is not None
                          else tuple(f * np.sqrt(stiff) for f in _FRICTION))
-        self.ys = rng.standard_normal((draws, d))
-        self.init_ess = self.init_beta = np.nan
-        if settings.resamples_init:
-            # 20 pool draws per particle without a budget: in d = 8 (two_modes) a pool of 2,000 had an ESS of
-            # 10, and the mode shares of 10 distinct starts are a coin toss
-            pool = max(sizes.pool, draws) if budget_per_particle is not None else max(sizes.pool, 20 * draws)
-            u, self.init_ess, self.init_beta, n = _resample_pool(target, self.frame, rng, pool, draws)
-            self.ys = np.sqrt(settings.lambda_delta) * u
-            self.pilot_logp += n
         if budget_per_particle is None:
             return None
         # the allowance, not what this run's pilot spent: every run of a sample() gets the same grid
@@ -904,7 +963,8 @@ class _MultiscaleRun(ParticleRun):
         self.work = np.zeros((13, d))
         self.lips = np.zeros(draws)
         self.bound = stability_bound(settings.stages, settings.damping)
-        self.cache = np.array([-1.0])
+        self.cache = np.array([-1.0, 0.0])  # [which gradients gs / gys hold, final-phase rejections]
+        self.lps = np.zeros(draws)
         self.norms = np.zeros(n_steps)
 
     def _finish(self):
@@ -921,7 +981,8 @@ class _MultiscaleRun(ParticleRun):
                "fast_step_min": float(fast.min()) if fast.size else np.nan,
                "fast_step_max": float(fast.max()) if fast.size else np.nan,
                "skrock_bound": stability_bound(s.stages, s.damping),
-               "pilot_evals": int(self.pilot_logp + self.pilot_grad), "covering_variance": float(self.spread)}
+               "pilot_evals": int(self.pilot_logp + self.pilot_grad), "covering_variance": float(self.spread),
+               "final_rejections": int(self.cache[1])}
         if s.resamples_init:
             out.update(init_ess=self.init_ess, init_beta=self.init_beta)
         if kind:
@@ -974,8 +1035,9 @@ class MultALMCRun(_MultiscaleRun):
                            self.norms[start:split], self.drift_scale)
         if stop > split:
             langevin_phase_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.vs, self.gs,
-                                 stop - split, self.h, p["friction"][split:stop], np.ones(t.dim), s.underdamped,
-                                 self.cache, self.work, self.n_grad, self.norms[split:stop])
+                                 self.lps, stop - split, self.h, p["friction"][split:stop], np.ones(t.dim),
+                                 s.underdamped, s.adjust_final, self.cache, self.work, self.n_grad,
+                                 self.norms[split:stop])
         self.step_stats["drift_norm"][start:stop] = self.norms[start:stop]
         if stop == self.total:
             self._finish()
@@ -1056,8 +1118,8 @@ class MultCDiffRun(_MultiscaleRun):
             # a tuned h is for unit mass: with mass M the Verlet part's stability is h sqrt(Lip / M)
             h = self.h * np.sqrt(self.mass) if (s.step_size is None and s.underdamped) else self.h
             langevin_phase_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.vs, self.gs,
-                                 stop - split, h, fr, inv_mass, s.underdamped, self.cache, self.work,
-                                 self.n_grad, self.norms[split:stop])
+                                 self.lps, stop - split, h, fr, inv_mass, s.underdamped, s.adjust_final, self.cache,
+                                 self.work, self.n_grad, self.norms[split:stop])
         self.step_stats["drift_norm"][start:stop] = self.norms[start:stop]
         if stop == self.total:
             self._finish()
