@@ -217,6 +217,7 @@ def test_mog8_mode_weights():
     (dict(proposal="prior"), "proposal must be one of"),
     (dict(step="heun"), "step must be one of"),
     (dict(allocation="even"), "allocation must be one of"),
+    (dict(grouping="random"), "grouping must be one of"),
     (dict(gradient=True), "needs a gradient"),
 ])
 def test_bad_settings_are_named(bad, match):
@@ -270,3 +271,15 @@ def test_candidates_go_to_the_particles_whose_weights_collapsed():
     assert np.all(counts[:10] == 256) and np.all(counts[10:] < 16)
     np.testing.assert_array_equal(ensemble.allocate_candidates(np.full(7, 50.0), 16, True), np.full(7, 16))
     np.testing.assert_array_equal(ensemble.allocate_candidates(ess, 2, True), np.full(1000, 2))  # nothing to spare
+
+
+def test_local_groups_are_a_permutation_into_compact_blocks():
+    """``local_order``: every particle once, and each block of ``group`` (the pools) spans a small part
+    of the ensemble: on 1000 uniform points in the unit square, blocks of 100 are k-d cells of area
+    1/10, whose spread per axis is ~1/sqrt(10) of the whole (fixed index blocks: the whole)."""
+    x = np.random.default_rng(0).uniform(size=(1000, 2))
+    order = ensemble.local_order(x, 100)
+    np.testing.assert_array_equal(np.sort(order), np.arange(1000))
+    areas = [np.prod(np.ptp(x[order[i:i + 100]], axis=0)) for i in range(0, 1000, 100)]
+    assert max(areas) < 0.15
+    np.testing.assert_array_equal(np.sort(ensemble.local_order(x[:250], 100)), np.arange(250))
