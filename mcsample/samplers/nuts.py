@@ -148,14 +148,14 @@ TrajectoryEnd = namedtuple("TrajectoryEnd", ["q", "p", "g", "v"])
 # rather than a named tuple of ~30: numba reference-counts every array a function receives or
 # slices (an atomic add and subtract each), and with separate arrays that bookkeeping was ~16% of
 # a gauss100 transition, more than the gradient itself (benchmarks/results/nuts_overhead.md).
-_P0, _V0 = 0, 1                        # the initial momentum and velocity
-_BACKWARD, _FORWARD, _LEAF = 2, 6, 10  # the trajectory's ends and the leaf being integrated:
-_Q, _P, _G, _V = 0, 1, 2, 3            # each four rows (q, p, g, v) from its base
-_CAND_Q, _CAND_G = 14, 15              # the subtree's multinomial draw
-_SEL_Q, _SEL_G = 16, 17                # the trajectory's draw so far
-_RHO, _RHO_OLD, _CUM = 18, 19, 20      # momentum sums: the trajectory's, before the last merge, the subtree's
-_SEAM_P, _SEAM_V = 21, 22              # momentum and velocity of the end a subtree grows from
-_N_ROWS = 23
+_P0, _V0 = 0, 1              # the initial momentum and velocity
+_BACKWARD, _FORWARD = 2, 6   # the trajectory's ends, each four rows (q, p, g, v) from its base; a
+_Q, _P, _G, _V = 0, 1, 2, 3  # subtree is integrated in the rows of the end it extends
+_POINTS = 10, 12             # two (q, g) pairs: the trajectory's draw so far and the subtree's
+_SUMS = 14, 15               # two momentum sums: the trajectory's and the one before the last merge
+_CUM = 16                    # the subtree's momentum sum
+_SEAM_P, _SEAM_V = 17, 18    # momentum and velocity of the end a subtree grows from
+_N_ROWS = 19
 # Then five blocks of max_depth + 1 per-level checkpoints of the subtree being built: the momentum
 # and velocity of a subtree's first leaf, those of the last leaf of its first (init) half, and
 # the momentum sum before it began.
@@ -163,7 +163,7 @@ _BEGIN_P, _BEGIN_V, _INIT_END_P, _INIT_END_V, _CUM_BEFORE = range(5)
 
 
 class NUTSWorkspace(namedtuple("NUTSWorkspace", ["rows"])):
-    """One chain's scratch space for a transition: ``rows`` is (23 + 5 (max_depth + 1), d)."""
+    """One chain's scratch space for a transition: ``rows`` is (19 + 5 (max_depth + 1), d)."""
 
     __slots__ = ()
 
@@ -232,14 +232,6 @@ def _copy(dst, src):
 
 
 @_jit
-def _copy_rows(w, dst, src, count):
-    """Rows [dst, dst + count) of ``w`` := rows [src, src + count)."""
-    for r in range(count):
-        for i in range(w.shape[1]):
-            w[dst + r, i] = w[src + r, i]
-
-
-@_jit
 def _no_u_turn(w, v_minus, v_plus, rho):
     """Stan's criterion on rows of ``w``: the span keeps going while both end velocities point
     along rho."""
@@ -285,10 +277,10 @@ def _logaddexp(a, b):
 
 
 @_inline
-def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, w):
-    """Extend the leaf (rows ``_LEAF``) by 2^depth leapfrog steps of size ``step``.
+def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, w, end, cand):
+    """Extend the trajectory's end (rows from ``end``) by 2^depth leapfrog steps of size ``step``.
 
-    The subtree's multinomial draw is left in rows ``_CAND_Q``, ``_CAND_G``; returns a
+    The subtree's multinomial draw is left in rows ``cand`` (q), ``cand + 1`` (g); returns a
     ``SubtreeInfo``. Leaf n begins the subtrees of levels 0..m, m its number of trailing zero bits
     (at most ``depth``); their checkpoints are equal, so it stores them once, in slot m. No later
     leaf of those subtrees has as many trailing zeros, so the slot survives until they end."""
@@ -299,7 +291,7 @@ def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, w):
     init_end_p = _N_ROWS + _INIT_END_P * stride
     init_end_v = _N_ROWS + _INIT_END_V * stride
     cum_before = _N_ROWS + _CUM_BEFORE * stride
-    q, p, g, v = _LEAF + _Q, _LEAF + _P, _LEAF + _G, _LEAF + _V
+    q, p, g, v = end + _Q, end + _P, end + _G, end + _V
     dense, inv_diag = metric.dense, metric.inv_diag
     half = 0.5 * step
     for i in range(d):
@@ -349,8 +341,8 @@ def _build_subtree(logp_grad, args, rng, depth, step, h0, metric, max_dh, w):
         log_w_new = _logaddexp(log_w_sub, log_w)
         if rng.random() < np.exp(log_w - log_w_new):
             for i in range(d):
-                w[_CAND_Q, i] = w[q, i]
-                w[_CAND_G, i] = w[g, i]
+                w[cand, i] = w[q, i]
+                w[cand + 1, i] = w[g, i]
             lp_c = lp
             h_c = h
         log_w_sub = log_w_new
@@ -421,9 +413,13 @@ def nuts_transition(logp_grad, args, rng, state, step, metric, max_depth, max_dh
         w[_BACKWARD + _P, i] = w[_FORWARD + _P, i] = w[_P0, i]
         w[_BACKWARD + _G, i] = w[_FORWARD + _G, i] = state.g[i]
         w[_BACKWARD + _V, i] = w[_FORWARD + _V, i] = w[_V0, i]
-        w[_SEL_Q, i] = state.q[i]
-        w[_SEL_G, i] = state.g[i]
-        w[_RHO, i] = w[_P0, i]
+    # which of the paired rows hold the draw so far and the momentum sum: swapped, not copied
+    selected, candidate = _POINTS
+    rho, rho_old = _SUMS
+    for i in range(d):
+        w[selected, i] = state.q[i]
+        w[selected + 1, i] = state.g[i]
+        w[rho, i] = w[_P0, i]
     lp_s = state.lp[0]
     h_s = h0
     log_w = 0.0
@@ -435,43 +431,41 @@ def nuts_transition(logp_grad, args, rng, state, step, metric, max_depth, max_dh
         forward = rng.random() > 0.5
         # continue from the end being extended; keep its momentum for the seam checks
         end = _FORWARD if forward else _BACKWARD
-        _copy_rows(w, _LEAF, end, 4)
         for i in range(d):
             w[_SEAM_P, i] = w[end + _P, i]
             w[_SEAM_V, i] = w[end + _V, i]
-        sub = _build_subtree(logp_grad, args, rng, depth, step if forward else -step, h0, metric, max_dh, w)
+        sub = _build_subtree(logp_grad, args, rng, depth, step if forward else -step, h0, metric, max_dh, w,
+                             end, candidate)
         n_leapfrog += sub.n_leapfrog
         sum_accept += sub.sum_accept
         if sub.divergent:
             divergent = True
         if not sub.valid:
             break
-        # the subtree becomes the trajectory's new end
-        _copy_rows(w, end, _LEAF, 4)
         depth += 1
         # biased progressive sampling favours the new subtree (Betancourt 2017, A.3.2)
         log_w_sub = sub.log_weight
         if log_w_sub > log_w or rng.random() < np.exp(log_w_sub - log_w):
-            _copy_rows(w, _SEL_Q, _CAND_Q, 2)
+            selected, candidate = candidate, selected
             lp_s = sub.lp_candidate
             h_s = sub.h_candidate
         log_w = _logaddexp(log_w, log_w_sub)
+        rho, rho_old = rho_old, rho
         for i in range(d):
-            w[_RHO_OLD, i] = w[_RHO, i]
-            w[_RHO, i] = w[_RHO_OLD, i] + w[_CUM, i]
-        if not _no_u_turn(w, _BACKWARD + _V, _FORWARD + _V, _RHO):
+            w[rho, i] = w[rho_old, i] + w[_CUM, i]
+        if not _no_u_turn(w, _BACKWARD + _V, _FORWARD + _V, rho):
             break
         # old trajectory extended by the new subtree's first leaf (its checkpoint is in the slot
         # of the subtree's depth), and vice versa
         outer_old_v = (_BACKWARD if forward else _FORWARD) + _V
-        if not _no_u_turn_extended(w, outer_old_v, begin_v + depth - 1, _RHO_OLD, begin_p + depth - 1):
+        if not _no_u_turn_extended(w, outer_old_v, begin_v + depth - 1, rho_old, begin_p + depth - 1):
             break
         outer_new_v = (_FORWARD if forward else _BACKWARD) + _V
         if not _no_u_turn_extended(w, _SEAM_V, outer_new_v, _CUM, _SEAM_P):
             break
     for i in range(d):
-        state.q[i] = w[_SEL_Q, i]
-        state.g[i] = w[_SEL_G, i]
+        state.q[i] = w[selected, i]
+        state.g[i] = w[selected + 1, i]
     state.lp[0] = lp_s
     return NUTSInfo(h_s, sum_accept / max(n_leapfrog, 1), depth, n_leapfrog, divergent)
 
