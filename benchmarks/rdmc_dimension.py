@@ -38,12 +38,14 @@ from mcsample.samplers.rdmc import RDMC
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DIMS = (2, 5, 10, 20, 32, 50)
-ESTIMATORS = ("is", "is_mala", "ula")
+ESTIMATORS = ("is", "is_mala", "ula", "smc")
+# rows are tagged with the run that wrote them; the plot shows one run's rows
+RUN = "s5"
 # the extra series: importance sampling without the defensive N(0, I) component (see below)
 VARIANTS = {"is_nodef": dict(estimator="is", defensive=0.0)}
 
 
-def one(d, estimator, seed=7, draws=250, chains=2):
+def one(d, estimator, seed=7, draws=250, chains=2, run=RUN):
     settings = VARIANTS.get(estimator, dict(estimator=estimator))
     target, ref = targets.get("two_modes", dim=d)
     centres, truth = ref.extra["mode_centres"], ref.extra["mode_weights"]
@@ -60,15 +62,16 @@ def one(d, estimator, seed=7, draws=250, chains=2):
                 logsd=round(float(np.abs(metrics.log_sd_ratio(x, ref.sd)).max()), 3),
                 min_importance_ess=None if np.all(np.isnan(ess)) else round(float(np.nanmin(ess)), 2),
                 evals_per_sample=round((idata.attrs["n_logp"] + idata.attrs["n_grad"]) / len(x)),
-                seconds=round(time.time() - t0, 1))
+                seconds=round(time.time() - t0, 1), run=run)
 
 
-def plot(path=RESULTS / "rdmc_dimension.jsonl", out=RESULTS / "rdmc_dimension.png"):
+def plot(path=RESULTS / "rdmc_dimension.jsonl", out=RESULTS / "rdmc_dimension.png", run=RUN, seed=7):
     import matplotlib
     import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [json.loads(line) for line in open(path) if line.strip()]
+    rows = [r for r in rows if r.get("run") == run and r["seed"] == seed]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for est in ESTIMATORS + tuple(VARIANTS):
         r = sorted((x for x in rows if x["estimator"] == est), key=lambda x: x["d"])
@@ -88,7 +91,7 @@ def plot(path=RESULTS / "rdmc_dimension.jsonl", out=RESULTS / "rdmc_dimension.pn
         ax.set_xticks(DIMS, [str(x) for x in DIMS])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.legend(fontsize=8)
-    fig.suptitle("rdMC, default settings (frame of pooled bulk searches), 2 x 250 particles, seed 7")
+    fig.suptitle(f"rdMC, default settings (frame of pooled bulk searches), 2 x 250 particles, seed {seed}")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
 
@@ -98,16 +101,19 @@ def main():
     p.add_argument("--dims", nargs="+", type=int, default=list(DIMS))
     p.add_argument("--estimators", nargs="+", default=list(ESTIMATORS) + list(VARIANTS))
     p.add_argument("--plot", action="store_true")
+    p.add_argument("--seeds", nargs="+", type=int, default=[7])
     a = p.parse_args()
     if a.plot:
-        plot()
+        plot(seed=a.seeds[0])
         return
     with open(RESULTS / "rdmc_dimension.jsonl", "a") as f:
         for d in a.dims:
             for est in a.estimators:
-                row = json.dumps(one(d, est))
-                print(row, flush=True)
-                f.write(row + "\n")
+                for seed in a.seeds:
+                    row = json.dumps(one(d, est, seed))
+                    print(row, flush=True)
+                    f.write(row + "\n")
+                    f.flush()
 
 
 if __name__ == "__main__":

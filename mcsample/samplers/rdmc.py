@@ -64,7 +64,7 @@ import numpy as np
 
 from collections import namedtuple
 
-from .._core.bulk import covering_variance, pooled_bulk_and_searches
+from .._core.bulk import _log_normal, covering_variance, log_densities, pooled_bulk_and_searches
 from .._core.diffusion import (GRIDS, exponential_integrator_step, ou_mean_factor, ou_variance,
                                score_from_posterior_mean, time_grid)
 from .._core.posterior_mean import importance_mean, mala_mean, ula_mean
@@ -73,8 +73,8 @@ from ._base import ParticleRun, ParticleSettings
 
 _jit = numba.njit(cache=True, nogil=True)
 
-ESTIMATORS = ("auto", "is", "ula", "is_ula", "is_mala")
-_IS, _ULA, _IS_ULA, _IS_MALA = range(1, 5)
+ESTIMATORS = ("auto", "is", "ula", "is_ula", "is_mala", "smc")
+_IS, _ULA, _IS_ULA, _IS_MALA, _SMC = range(1, 6)
 
 # Budget planning: with a budget per particle that pays for fewer than MIN_STEPS outer steps at the
 # settings' inner sizes, the inner sizes shrink (not below _SMALLEST_INNER = n_importance, n_chains,
@@ -102,6 +102,8 @@ def pilot_allowance(sizes) -> int:
 
 def evals_per_step(estimator: str, n_importance: int, n_chains: int, n_inner: int) -> int:
     """Evaluations per particle and outer step."""
+    if estimator == "smc":  # n_chains members of n_inner MALA moves, each starting with a gradient
+        return n_chains * (n_inner + 1)
     mcmc = {"is": 0, "ula": n_inner, "is_ula": n_inner, "is_mala": n_inner + 1}[estimator]
     return (n_importance if estimator != "ula" else 0) + n_chains * mcmc
 
@@ -185,6 +187,9 @@ class RDMC(ParticleSettings):
     score_tolerance: float | None = None
     standardise: str = "auto"
     n_searches: int = 8
+    population: int = 16
+    moves: int = 8
+    n_start: int = 32768
 
     def validate(self, dim: int) -> None:
         if self.estimator not in ESTIMATORS:
@@ -204,6 +209,9 @@ class RDMC(ParticleSettings):
             raise ValueError(f"burn must be in [0, 1), got {self.burn}")
         if self.standardise not in ("auto", "search", "pilot", "none"):
             raise ValueError(f"standardise must be 'auto', 'search', 'pilot' or 'none', got {self.standardise!r}")
+        for name in ("population", "moves", "n_start"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.n_searches < 1:
             raise ValueError(f"n_searches must be at least 1, got {self.n_searches}")
         if not 0.0 <= self.defensive < 1.0:
@@ -214,13 +222,15 @@ class RDMC(ParticleSettings):
     def resolved_estimator(self, has_grad: bool) -> str:
         if self.estimator == "auto":
             return "is_mala" if has_grad else "is"
-        if self.estimator != "is" and not has_grad:
+        if self.estimator != "is" and not has_grad:  # smc moves with MALA
             raise ValueError(f"rdmc estimator {self.estimator!r} needs a gradient; the target has none "
                              "(use estimator='is', gradient-free)")
         return self.estimator
 
     def evals_per_step(self, estimator: str) -> int:
         """Evaluations per particle and outer step at the default inner sizes."""
+        if estimator == "smc":
+            return evals_per_step(estimator, 0, self.population, self.moves)
         return evals_per_step(estimator, self.n_importance, self.n_chains, self.n_inner)
 
     def pilot_sizes(self, dim: int, budget_per_run: float | None = None) -> PilotSizes:
@@ -345,6 +355,87 @@ def rdmc_step(logp, logp_grad, args, frame, rng, ys, s, eta, estimator, n_is, an
 
 
 @_jit
+def _log_likelihood(y, x0, a, var):
+    """log N(y; a x0, var I) up to a constant in x0."""
+    s = 0.0
+    for i in range(y.size):
+        r = y[i] - a * x0[i]
+        s += r * r
+    return -0.5 * s / var
+
+
+@_jit
+def rdmc_step_smc(logp_grad, args, frame, rng, ys, s, eta, pop, loglik, log_w, steps, n_moves, work, n_grad,
+                  step_stats, drift_factor, reweight=True):
+    """The sequential step: each particle's weighted population targets q_s(x0 | Y) along the
+    reverse path. Reweighted by N(Y; a x0, sigma^2) / (the same at the previous step and Y) -- the
+    target's density cancels, so the weights cost nothing and carry the modes' masses from step to
+    step --, resampled (systematic) when its ESS falls under half the population, moved by
+    ``n_moves`` MALA steps on q_s per member (adapted steps, carried), and its weighted average of
+    the iterates is the posterior mean. ``step_stats``: [population ESS, acceptance, score norm].
+    ``reweight`` False drops the reweighting (a mutant for the tests)."""
+    a = ou_mean_factor(s)
+    var = ou_variance(s)
+    d = ys.shape[1]
+    m_pop = pop.shape[1]
+    mean, score, member_mean = work[0], work[1], work[2]
+    scratch = work[3:8]
+    w = np.empty(m_pop)
+    sum_ess = 0.0
+    sum_accept = 0.0
+    sum_norm = 0.0
+    for p in range(ys.shape[0]):
+        y = ys[p]
+        top = -np.inf
+        for c in range(m_pop):
+            ll = _log_likelihood(y, pop[p, c], a, var)
+            if reweight:
+                log_w[p, c] += ll - loglik[p, c]
+            loglik[p, c] = ll
+            top = max(top, log_w[p, c])
+        total = 0.0
+        total2 = 0.0
+        for c in range(m_pop):
+            w[c] = np.exp(log_w[p, c] - top)
+            total += w[c]
+            total2 += w[c] * w[c]
+        ess = total * total / total2
+        sum_ess += ess
+        if ess < 0.5 * m_pop:  # systematic resampling; the survivors' copies keep their own steps
+            u = rng.random() / m_pop
+            cum = w[0] / total
+            src = 0
+            old = pop[p].copy()
+            for c in range(m_pop):
+                while u > cum and src < m_pop - 1:
+                    src += 1
+                    cum += w[src] / total
+                for i in range(d):
+                    pop[p, c, i] = old[src, i]
+                u += 1.0 / m_pop
+            for c in range(m_pop):
+                w[c] = 1.0
+                log_w[p, c] = 0.0
+            total = m_pop
+        for i in range(d):
+            mean[i] = 0.0
+        for c in range(m_pop):
+            steps[p, c] = min(steps[p, c], var / (a * a))  # as rdmc_step's MALA chains
+            ng, accept = mala_mean(logp_grad, args, frame, rng, y, a, var, pop[p, c:c + 1], steps[p, c:c + 1],
+                                   n_moves, 0, scratch, member_mean)
+            n_grad[p] += ng
+            sum_accept += accept / m_pop
+            for i in range(d):
+                mean[i] += w[c] / total * member_mean[i]
+            loglik[p, c] = _log_likelihood(y, pop[p, c], a, var)
+        sum_norm += reverse_move(rng, y, mean, a, var, eta, score, drift_factor)
+    n = ys.shape[0]
+    step_stats[0] = sum_ess / n
+    step_stats[1] = sum_accept / n
+    step_stats[2] = sum_norm / n
+
+
+@_jit
 def draw_standard_normal(rng, out):
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
@@ -393,8 +484,14 @@ def plan_for_budget(settings: RDMC, estimator: str, per_particle: float):
     shrink (importance samples and inner steps in proportion, chains with its square root) to
     keep ``MIN_STEPS``, down to ``_SMALLEST_INNER``."""
     sizes = (settings.n_importance, settings.n_chains, settings.n_inner)
-    steps = int(per_particle // evals_per_step(estimator, *sizes))
-    if steps < MIN_STEPS:
+    if estimator == "smc":  # (0, population, moves)
+        sizes = (0, settings.population, settings.moves)
+    steps = int(max(per_particle, 0) // evals_per_step(estimator, *sizes))
+    if steps < MIN_STEPS and estimator == "smc":
+        f = per_particle / (MIN_STEPS * evals_per_step(estimator, *sizes))
+        sizes = (0, max(8, min(sizes[1], int(sizes[1] * np.sqrt(f)))), max(2, min(sizes[2], int(sizes[2] * np.sqrt(f)))))
+        steps = int(max(per_particle, 0) // evals_per_step(estimator, *sizes))
+    elif steps < MIN_STEPS:
         f = per_particle / (MIN_STEPS * evals_per_step(estimator, *sizes))
         sizes = tuple(max(lo, min(n, int(n * g))) for n, lo, g in
                       zip(sizes, _SMALLEST_INNER, (f, np.sqrt(f), np.sqrt(f))))
@@ -413,12 +510,15 @@ class RDMCRun(ParticleRun):
     step_stat_dtypes: ClassVar[dict] = {"importance_ess": np.float64, "inner_acceptance": np.float64,
                                         "score_norm": np.float64, "n_importance": np.int64}
     drift_factor: ClassVar[float] = 2.0  # the reverse SDE's; the tests' mutant subclass sets 1
+    reweight: ClassVar[bool] = True  # the smc estimator's reweighting; a tests' mutant drops it
 
     def __init__(self, settings: RDMC, target, rng, init, tune, draws, budget_per_particle):
         self.estimator = settings.resolved_estimator(target.has_grad)
         d = target.dim
         n_steps, self.n_importance, n_chains, self.n_inner = (
             settings.n_steps, settings.n_importance, settings.n_chains, settings.n_inner)
+        if self.estimator == "smc":
+            self.n_importance, n_chains, self.n_inner = 0, settings.population, settings.moves
         allotment = sizes = None
         if settings.standardise in ("auto", "search"):
             sizes = settings.pilot_sizes(d, None if budget_per_particle is None else budget_per_particle * draws)
@@ -431,14 +531,16 @@ class RDMCRun(ParticleRun):
             allotment = min(tune * _PILOT_EVALS_PER_IT, _PILOT_SHARE * budget_per_particle * draws)
             margin = 0.0 if allotment == 0 or settings.standardise == "none" else 0.05 * allotment + 200
         if budget_per_particle is not None:
+            start = settings.n_start if self.estimator == "smc" else 0  # the start pool's draws
             n_steps, self.n_importance, n_chains, self.n_inner = plan_for_budget(
-                settings, self.estimator, budget_per_particle - (allotment + margin) / draws)
+                settings, self.estimator, budget_per_particle - (allotment + margin + start) / draws)
         if sizes is not None:
-            self.frame, self.width, pilot_evals = self._search(settings, target, rng, init, sizes)
+            self.frame, self.width, pilot_evals, modes = self._search(settings, target, rng, init, sizes)
             self.standardised = "search"
         else:
             self.frame, pilot_evals = self._pilot(settings, target, rng, init, tune, allotment)
             self.width = 1.0
+            modes = []
             self.standardised = "none" if settings.standardise == "none" or tune < 1 else "pilot"
         super().__init__(settings, target, rng, tune, draws, n_steps)
         self.extra_logp += pilot_evals
@@ -457,12 +559,57 @@ class RDMCRun(ParticleRun):
         self.mala_steps = np.full((draws, n_chains), 0.5 * self.width * (1.0 - np.exp(-2.0 * settings.horizon)))
         self.work = np.zeros((10, d))
         self.step_info = np.zeros(3)
+        self.modes = modes
+        if self.estimator == "smc":  # per particle: n_chains members of x0, their log weights, ...
+            self.pop = np.zeros((draws, n_chains, d))
+            self.loglik = np.zeros((draws, n_chains))
+            self.log_w = np.zeros((draws, n_chains))
+            self.pop_steps = np.full((draws, n_chains), 0.5 * self.width * (1.0 - np.exp(-2.0 * settings.horizon)))
+
+    def _start_population(self, s_top):
+        """The sequential estimator's start: every particle's members drawn from q_T(x0 | Y), which
+        at the horizon is p up to a factor within e^{-T} |x0| |Y| of 1, by importance sampling from
+        one pool per run of ``n_start`` draws from the searches' modes (in the frame's units,
+        covariances doubled as in ``pooled_bulk_and_searches``) mixed with N(0, I) with
+        probability ``defensive``, resampled by p / proposal and weighted by each particle's
+        likelihood N(Y; a_T x0, sigma_T^2). One pool, not one per particle: the self-normalised
+        estimate of the modes' masses is biased by O(weight variance / pool size), which a pool
+        per particle would leave in every particle alike (two_modes d = 32: 1,024 per particle
+        gave the first mode 0.78, truth 0.67)."""
+        st, rng = self.settings, self.rng
+        n, d = st.n_start, self.y.shape[1]
+        beta = st.defensive if self.modes else 1.0
+        comps = [(m, np.linalg.cholesky(_regularised(2.0 * c) + 1e-12 * np.eye(d))) for m, c in self.modes]
+        pick = rng.random(n) < beta
+        which = rng.integers(max(len(comps), 1), size=n)
+        u = rng.standard_normal((n, d))
+        for k, (m, chol) in enumerate(comps):
+            rows = ~pick & (which == k)
+            u[rows] = m + u[rows] @ chol.T
+        log_g = [np.log(beta) - 0.5 * np.sum(u * u, axis=1)]
+        log_g += [np.log((1.0 - beta) / len(comps)) + _log_normal(u, m, chol) for m, chol in comps]
+        lps = np.empty(n)
+        log_densities(self.target.logp_fn, self.target.kernel_args, np.ascontiguousarray(frame_to_x(self.frame, u)), lps)
+        self.extra_logp += n
+        log_w = lps - np.logaddexp.reduce(log_g, axis=0)
+        log_w[~np.isfinite(log_w)] = -np.inf
+        if not np.isfinite(log_w.max()):
+            raise ValueError("rdmc smc: no start draw has a finite log density")
+        w = np.exp(log_w - log_w.max())
+        w /= w.sum()
+        self.start_ess = float(1.0 / np.sum(w * w))
+        draws, members = self.pop.shape[:2]
+        self.pop[:] = u[rng.choice(n, size=(draws, members), p=w)]
+        a, var = np.exp(-s_top), -np.expm1(-2.0 * s_top)
+        self.loglik[:] = -0.5 * np.sum((self.y[:, None, :] - a * self.pop) ** 2, axis=2) / var
+        self.log_w[:] = self.loglik
 
     @staticmethod
     def _search(settings, target, rng, init, sizes):
-        """(frame, narrowest within-mode variance w in its units, evaluations): the pooled bulk of
-        the searches, widened by the covering ladder's s^2 when it exceeds 1 (modes the searches
-        missed); w from the searches' own covariances (module docstring)."""
+        """(frame, narrowest within-mode variance w in its units, evaluations, modes): the pooled
+        bulk of the searches, widened by the covering ladder's s^2 when it exceeds 1 (modes the
+        searches missed); w from the searches' own covariances (module docstring); modes = each
+        search's (mean, covariance) in the frame's units."""
         d = target.dim
         starts = (np.tile(np.asarray(init, float), (sizes.searches, 1)) if init is not None
                   else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
@@ -472,9 +619,10 @@ class RDMCRun(ParticleRun):
         spread, n = covering_variance(target.logp_fn, target.kernel_args, dense_frame(mean, chol), rng,
                                       n=sizes.ladder, max_rungs=_LADDER_RUNGS)
         chol = chol * np.sqrt(spread)
-        widths = [np.linalg.eigvalsh(_whiten(chol, _regularised(b.cov)))[0] for b in found]
-        width = float(np.clip(np.median(widths), _MIN_WIDTH, 1.0))
-        return dense_frame(mean, chol), width, n_evals + n
+        covs = [_whiten(chol, _regularised(b.cov)) for b in found]
+        width = float(np.clip(np.median([np.linalg.eigvalsh(c)[0] for c in covs]), _MIN_WIDTH, 1.0))
+        modes = [(np.linalg.solve(chol, b.mean - mean), c) for b, c in zip(found, covs)]
+        return dense_frame(mean, chol), width, n_evals + n, modes
 
     @staticmethod
     def _pilot(settings, target, rng, init, tune, allotment=None):
@@ -503,7 +651,13 @@ class RDMCRun(ParticleRun):
         defensive = (s.defensive, 1.0)
         for k in range(start, stop):
             s_k, eta = self.grid[k], self.grid[k] - self.grid[k + 1]
-            if self.estimator == "is" or (self.estimator != "ula" and self.wide[k]):
+            if self.estimator == "smc":
+                if k == 0:
+                    self._start_population(s_k)
+                rdmc_step_smc(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.y, s_k, eta, self.pop,
+                              self.loglik, self.log_w, self.pop_steps, self.n_inner, self.work, self.n_grad,
+                              self.step_info, self.drift_factor, self.reweight)
+            elif self.estimator == "is" or (self.estimator != "ula" and self.wide[k]):
                 rdmc_step_importance(t.logp_fn, t.kernel_args, self.frame, self.rng, self.y, s_k, eta,
                                      self.n_is[k], s.antithetic, defensive, self.work, self.n_logp,
                                      self.step_info, self.drift_factor)
@@ -515,7 +669,7 @@ class RDMCRun(ParticleRun):
             self.step_stats["importance_ess"][k] = self.step_info[0]
             self.step_stats["inner_acceptance"][k] = self.step_info[1]
             self.step_stats["score_norm"][k] = self.step_info[2]
-            self.step_stats["n_importance"][k] = self.n_is[k] if self.estimator != "ula" else 0
+            self.step_stats["n_importance"][k] = self.n_is[k] if self.estimator not in ("ula", "smc") else 0
         if stop == self.total:
             self.particles[:] = frame_to_x(self.frame, self.y)
 
@@ -525,6 +679,9 @@ class RDMCRun(ParticleRun):
                "n_chains": self.chains.shape[0], "n_inner": self.n_inner,
                "standardise": self.standardised, "frame": ["identity", "diag", "dense"][kind], "mode_variance": self.width,
                "early_stop": self.early_stop}
+        if self.estimator == "smc":
+            out.update(population=self.pop.shape[1], moves=self.n_inner, n_start=self.settings.n_start,
+                       start_ess=getattr(self, "start_ess", None))
         if kind:
             out["loc"] = centre.tolist()
             out["scale"] = scale.tolist() if kind == 1 else chol.tolist()

@@ -161,8 +161,8 @@ class _UnscaledStopRun(RDMCRun):
 
     @staticmethod
     def _search(settings, target, rng, init, sizes):
-        frame, _, n = RDMCRun._search(settings, target, rng, init, sizes)
-        return frame, 1.0, n
+        frame, _, n, modes = RDMCRun._search(settings, target, rng, init, sizes)
+        return frame, 1.0, n, modes
 
 
 @dataclass(frozen=True)
@@ -200,9 +200,54 @@ def test_weights_of_two_modes_in_d8_and_the_modes_spread(seed_offset):
     assert log_sd > 0.2
 
 
+def test_smc_counts_its_moves_and_its_start_pool(gauss):
+    """The sequential estimator: population x (moves + 1) gradients per particle and step (each
+    member's MALA starts with one), none elsewhere; the start pool's log densities are the run's."""
+    cfg = RDMC(estimator="smc", n_steps=10, population=3, moves=4, n_start=500)
+    idata = run(gauss.target, cfg)
+    np.testing.assert_array_equal(idata["sample_stats"]["n_grad"].values, 10 * 3 * 5)
+    np.testing.assert_array_equal(idata["sample_stats"]["n_logp"].values, 0)
+    tuned = json.loads(idata.attrs["tuned"])[0]
+    assert tuned["estimator"] == "smc" and tuned["population"] == 3 and tuned["start_ess"] > 1
+    assert np.all(idata["step_stats"]["importance_ess"].values <= 3 + 1e-9)  # the population's ESS
+
+
+class _NoReweightRun(RDMCRun):
+    reweight = False
+
+
+@dataclass(frozen=True)
+class _NoReweight(RDMC):
+    """smc whose population is never reweighted along the reverse path (only moved)."""
+
+    def start_run(self, target, rng, init, tune, draws, budget_per_particle):
+        return _NoReweightRun(self, target, rng, init, tune, draws, budget_per_particle)
+
+
+def smc_mixture_weight(cfg, seed):
+    m = models.mixture([0.3, 0.7], np.array([[-3.0], [3.0]]), np.array([[0.5], [0.5]]))
+    idata = run(m.target, cfg, draws=250, chains=2, seed=seed)
+    x = idata["posterior"]["x"].values.ravel()
+    return float((x > 0).mean()), float(np.abs(np.abs(x) - 3.0).mean())
+
+
+def test_smc_carries_the_weights_of_an_unequal_mixture_and_the_reweighting_is_what_does_it(seed_offset):
+    """0.3 N(-3, 0.5^2) + 0.7 N(3, 0.5^2): the population starts as draws of p and its weights,
+    updated by the likelihood's ratio from step to step, split the particles 3:7. 500 particles: se
+    0.02, bar 4 se + 0.02 (the early stop's blur), and each particle within a mode (mean distance
+    to its centre 0.4 = 0.5 sqrt(2 / pi)). Without the reweighting the population's average stays
+    a blend of both modes and the particles end between them: the same check fails."""
+    small = dict(estimator="smc", n_steps=40, population=8, moves=4, n_start=4000)
+    w_plus, dist = smc_mixture_weight(RDMC(**small), 3 + seed_offset)
+    assert abs(w_plus - 0.7) < 4 * np.sqrt(0.21 / 500) + 0.02 and dist < 0.5, (w_plus, dist)
+    w_plus, dist = smc_mixture_weight(_NoReweight(**small), 3 + seed_offset)
+    assert not (abs(w_plus - 0.7) < 4 * np.sqrt(0.21 / 500) + 0.02 and dist < 0.5), (w_plus, dist)
+
+
 def test_bad_settings():
     for bad, match in [(dict(estimator="mcmc"), "estimator"), (dict(early_stop=7.0), "early_stop"),
-                       (dict(defensive=1.0), "defensive"), (dict(grid="log"), "grid")]:
+                       (dict(defensive=1.0), "defensive"), (dict(grid="log"), "grid"),
+                       (dict(population=0), "population")]:
         with pytest.raises(ValueError, match=match):
             RDMC(**bad).validate(2)
 
