@@ -96,3 +96,30 @@ def warn_if_chains_disagree(draws, lp, names, sampler: str) -> None:
         warnings.warn(f"{sampler}: the chains disagree: " + "; ".join(problems)
                       + ". Do not trust this sample yet: run longer (draws, tune), start the chains elsewhere "
                       "(init), or look at the warmup (save_warmup=True).", ConvergenceWarning, stacklevel=3)
+
+
+def particle_log_densities(target, draws) -> np.ndarray:
+    """log p at each final particle, (chain, draw): the ``lp`` statistic of a particle sampler,
+    evaluated once after the run (not counted in ``n_logp`` or a budget, as the user evaluating
+    the draws would not be). An exception counts as NaN."""
+    out = np.empty(draws.shape[:2])
+    for c, d in np.ndindex(*out.shape):
+        try:
+            out[c, d] = target.logp(draws[c, d])
+        except Exception:  # the user's function off its support, as inside the samplers
+            out[c, d] = np.nan
+    return out
+
+
+def warn_if_particles_outside_support(lp, sampler: str) -> None:
+    """The diffusion families move particles by unadjusted (or partly adjusted) dynamics, so on
+    a target with a constrained support some can end where log p is -inf or NaN: such a sample
+    is wrong, and saying so is all the driver can do."""
+    bad = ~np.isfinite(lp)
+    if bad.any():
+        warnings.warn(
+            f"{sampler}: {int(bad.sum())} of {bad.size} particles ended where log p is not finite "
+            "(outside the target's support): the draws are not a sample from the target. Sample an "
+            "unconstrained version (e.g. log-transform positive parameters, with the Jacobian).",
+            ConvergenceWarning, stacklevel=3)
+

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _arviz
 from . import samplers as _samplers
-from .convergence import warn_if_chains_disagree
+from .convergence import particle_log_densities, warn_if_chains_disagree, warn_if_particles_outside_support
 from .samplers._base import PARTICLES
 from ._version import __version__
 
@@ -501,11 +501,14 @@ def _assemble_particles(results, target, interrupted, attrs):
                                 "from the target, so nothing is returned")
     attrs = {**attrs, **_spent_attrs(kept, interrupted, finished), "n_steps": finished[0].total}
     n = finished[0].draws.shape[0]
+    draws = np.stack([r.draws for r in finished])
+    stats = _per_draw_stats(finished, 0, n)
+    stats["lp"] = particle_log_densities(target, draws)
+    warn_if_particles_outside_support(stats["lp"], attrs["sampler"])
     steps = xr.Dataset({name: (("chain", "step"), np.stack([r.step_stats[name] for r in finished]))
                         for name in finished[0].step_stats},
                        coords={"chain": np.arange(len(finished)), "step": np.arange(finished[0].total)})
-    return _arviz.to_inference_data(np.stack([r.draws for r in finished]), _per_draw_stats(finished, 0, n),
-                                    target.names, attrs, extra_groups={"step_stats": steps})
+    return _arviz.to_inference_data(draws, stats, target.names, attrs, extra_groups={"step_stats": steps})
 
 
 def _json_list(items):

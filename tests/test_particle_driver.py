@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import importlib
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pytest
 
@@ -58,6 +59,28 @@ def test_budget_per_particle_is_planned_and_respected(model):
     idata = run(model, toy(n_steps=100, evals_per_step=2), max_evals=budget)
     assert idata.attrs["n_steps"] == 5
     assert idata.attrs["n_logp"] == 3 * 200 * 11 <= budget
+
+
+@numba.njit
+def gaussian_right_of_mean(x, mean, var):
+    if x[0] < mean[0]:  # a support the toy family ignores: about half its draws fall outside
+        return -np.inf
+    return -0.5 * np.sum((x - mean) ** 2 / var)
+
+
+def test_final_log_densities_and_particles_outside_the_support(model):
+    idata = run(model)
+    x, lp = idata["posterior"]["x"].values, idata["sample_stats"]["lp"].values
+    assert lp.shape == (3, 200)
+    np.testing.assert_allclose(lp, [[model.target.logp(p) for p in chain] for chain in x])
+    assert idata.attrs["n_logp"] == 3 * 200 * (16 + 1)  # the lp statistic is not counted
+
+    truncated = mc.Target(gaussian_right_of_mean, 2, args=(MEAN, VAR))
+    with pytest.warns(mc.ConvergenceWarning, match=r"toy_particles: \d+ of 600 particles ended where log p"):
+        idata = mc.sample(truncated, toy(n_steps=8, evals_per_step=2), draws=200, chains=3, seed=5,
+                          progressbar=False)
+    x, lp = idata["posterior"]["x"].values, idata["sample_stats"]["lp"].values
+    np.testing.assert_array_equal(np.isfinite(lp), x[..., 0] >= MEAN[0])
 
 
 def test_budget_that_pays_for_no_step_is_a_clear_error(model):
