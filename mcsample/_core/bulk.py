@@ -162,9 +162,17 @@ def pooled_bulk_and_searches(logp, args, starts, rng, n_importance=None, **searc
     spans the modes, hides (rdMC sets its early-stopping time from them)."""
     bulks = [find_bulk(logp, args, x0, rng, **search) for x0 in np.atleast_2d(starts)]
     found = [b for b in bulks if np.isfinite(b.elbo)]
-    n_evals = sum(b.n_evals for b in bulks)
     if not found:
         raise ValueError("no bulk search found a point with finite log density; give init= inside the support")
+    mean, cov, n_evals = pool_bulks(logp, args, found, rng, n_importance)
+    return mean, cov, n_evals + sum(b.n_evals for b in bulks), found
+
+
+def pool_bulks(logp, args, found, rng, n_importance=None):
+    """The moments (mean, cov, evaluations) of the mixture of the found :class:`Bulk` s, refined by
+    one round of importance sampling from that mixture with doubled covariances when its ESS is at
+    least 10 d (the pooling step of ``pooled_bulk_and_searches``, for searches run elsewhere)."""
+    n_evals = 0
     means = np.array([b.mean for b in found])
     d = means.shape[1]
     between = np.atleast_2d(np.cov(means, rowvar=False, bias=True)) if len(found) > 1 else 0.0
@@ -187,7 +195,7 @@ def pooled_bulk_and_searches(logp, args, starts, rng, n_importance=None, **searc
             mean = w @ xs
             centred = xs - mean
             cov = (centred * w[:, None]).T @ centred
-    return mean, cov, n_evals, found
+    return mean, cov, n_evals
 
 
 def _log_normal(xs, mean, chol):
