@@ -39,24 +39,62 @@ def ou_variance(s):
     return -np.expm1(-2.0 * s)
 
 
-def time_grid(horizon: float, early_stop: float, n_steps: int, kind: str = "geometric") -> np.ndarray:
+def time_grid(horizon: float, early_stop: float, n_steps: int, kind: str = "geometric",
+              max_step: float | None = None) -> np.ndarray:
     """Forward times s_0 = horizon > s_1 > ... > s_n = early_stop at which the reverse process
     evaluates its score (n_steps + 1 points; the reverse steps are s_k -> s_{k+1}).
 
     "uniform": equal steps. "geometric": equal ratios, so the steps shrink as s -> early_stop,
-    where the score changes fastest (sigma_s -> 0)."""
+    where the score changes fastest (sigma_s -> 0).
+
+    ``max_step`` (geometric only): no step longer than this. A geometric grid with few steps over
+    a long horizon starts with steps of order 1, where the frozen-score step multiplies y by
+    e^eta and its noise by sqrt(e^{2 eta} - 1) and relies on the score to pull it back; where the
+    score is weak (heavy tails) particles thrown out there stay out. When the geometric grid's
+    first step is longer, the grid is uniform in phi(s) = ln s below a time s* and in
+    s / s* + ln s* - 1 above it (phi is C^1: equal steps above s*, equal ratios below), with s*
+    chosen so that the top steps are max_step long (``capped_switch_time``). A grid whose first
+    step is short enough already is returned unchanged."""
     if kind not in GRIDS:
         raise ValueError(f"grid must be one of {GRIDS}, got {kind!r}")
     if not 0.0 < early_stop < horizon:
         raise ValueError(f"need 0 < early stopping time < horizon, got {early_stop} and {horizon}")
     if n_steps < 1:
         raise ValueError(f"need at least one step, got {n_steps}")
+    if max_step is not None and not max_step > 0.0:
+        raise ValueError(f"max_step must be positive, got {max_step}")
     if kind == "uniform":
         grid = np.linspace(horizon, early_stop, n_steps + 1)
     else:
         grid = np.geomspace(horizon, early_stop, n_steps + 1)
+        if max_step is not None and grid[0] - grid[1] > max_step:
+            grid = _capped_geometric_grid(horizon, early_stop, n_steps, max_step)
     grid[0], grid[-1] = horizon, early_stop
     return grid
+
+
+def capped_switch_time(horizon: float, early_stop: float, n_steps: int, max_step: float) -> float:
+    """s* of the capped grid: the top step s* (phi(T) - phi(delta)) / n = (T - s* + s* ln(s* /
+    delta)) / n equals max_step (it increases with s*, so bisection finds it); early_stop when
+    even equal steps are longer than max_step."""
+    def top_step(s):
+        return (horizon - s + s * np.log(s / early_stop)) / n_steps
+    if top_step(early_stop) >= max_step:
+        return early_stop
+    lo, hi = early_stop, horizon
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if top_step(mid) < max_step else (lo, mid)
+    return lo
+
+
+def _capped_geometric_grid(horizon, early_stop, n_steps, max_step):
+    s_star = capped_switch_time(horizon, early_stop, n_steps, max_step)
+    if s_star <= early_stop:
+        return np.linspace(horizon, early_stop, n_steps + 1)
+    log_star = np.log(s_star)
+    u = np.linspace(horizon / s_star + log_star - 1.0, np.log(early_stop), n_steps + 1)
+    return np.where(u > log_star, (u - log_star + 1.0) * s_star, np.exp(np.minimum(u, log_star)))
 
 
 @_jit

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mcsample._core.diffusion import (exponential_integrator_step, ou_mean_factor, ou_variance,
-                                      score_from_posterior_mean, time_grid)
+                                      score_from_posterior_mean, time_grid,
+                                      capped_switch_time)
 
 MU, SIGMA2 = 3.0, 0.25
 
@@ -29,7 +30,26 @@ def test_time_grid_runs_from_horizon_to_early_stop(kind):
         np.testing.assert_allclose(g[1:] / g[:-1], (0.01 / 2.0) ** (1 / 50), rtol=1e-12)
 
 
-@pytest.mark.parametrize("bad", [dict(early_stop=0.0), dict(early_stop=3.0), dict(n_steps=0), dict(kind="log")])
+@pytest.mark.parametrize("n_steps", [14, 30, 38, 60])
+def test_capped_geometric_grid(n_steps):
+    """Equal steps of max_step above s*, equal ratios below, decreasing steps throughout, and the
+    plain geometric grid back when its first step is short enough."""
+    horizon, delta, cap = 6.0, 0.0025, 0.5
+    g = time_grid(horizon, delta, n_steps, "geometric", max_step=cap)
+    steps = -np.diff(g)
+    assert g.size == n_steps + 1 and g[0] == horizon and g[-1] == delta
+    assert np.all(steps > 0) and steps.max() <= cap * (1 + 1e-9) and np.all(np.diff(steps) <= 1e-12)
+    s_star = capped_switch_time(horizon, delta, n_steps, cap)
+    above, below = g[g >= s_star], g[g <= s_star]
+    np.testing.assert_allclose(-np.diff(above)[:-1], cap, rtol=1e-9)  # the step across s* is shorter
+    ratios = below[1:] / below[:-1]
+    np.testing.assert_allclose(ratios[1:], ratios[1], rtol=1e-9)
+    np.testing.assert_array_equal(time_grid(horizon, 0.01, 100, "geometric", max_step=cap),
+                                  time_grid(horizon, 0.01, 100, "geometric"))
+
+
+@pytest.mark.parametrize("bad", [dict(early_stop=0.0), dict(early_stop=3.0), dict(n_steps=0), dict(kind="log"),
+                                 dict(kind="geometric", max_step=0.0)])
 def test_time_grid_rejects_bad_input(bad):
     kw = dict(horizon=2.0, early_stop=0.01, n_steps=10, kind="uniform") | bad
     with pytest.raises(ValueError):
