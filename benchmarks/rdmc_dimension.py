@@ -42,7 +42,9 @@ ESTIMATORS = ("is", "is_mala", "ula", "smc")
 # rows are tagged with the run that wrote them; the plot shows one run's rows
 RUN = "s5"
 # the extra series: importance sampling without the defensive N(0, I) component (see below)
-VARIANTS = {"is_nodef": dict(estimator="is", defensive=0.0)}
+VARIANTS = {"is_nodef": dict(estimator="is", defensive=0.0),
+            # up to 4 rounds of 8 searches, a new round while they all found one mode (RDMC.search_rounds)
+            "smc_r4": dict(estimator="smc", search_rounds=4), "is_mala_r4": dict(estimator="is_mala", search_rounds=4)}
 
 
 def one(d, estimator, seed=7, draws=250, chains=2, run=RUN):
@@ -54,11 +56,13 @@ def one(d, estimator, seed=7, draws=250, chains=2, run=RUN):
                       progressbar=False)
     x = idata["posterior"]["x"].values.reshape(-1, d)
     w = metrics.mode_weights(x, centres)
+    # per chain (each with its own searches): a chain at ~1.0 is one whose searches all found the first mode
+    per_chain = [round(float(metrics.mode_weights(xc, centres)[0]), 3) for xc in idata["posterior"]["x"].values]
     steps = idata["step_stats"]
     ess = steps["importance_ess"].values
     return dict(target="two_modes", d=d, estimator=estimator, settings=settings, seed=seed, particles=len(x),
                 w1=round(float(w[0]), 3), w1_se=round(float(np.sqrt(w[0] * (1 - w[0]) / len(x))), 3),
-                weight_err=round(float(abs(w[0] - truth[0])), 3),
+                weight_err=round(float(abs(w[0] - truth[0])), 3), w1_per_chain=per_chain,
                 logsd=round(float(np.abs(metrics.log_sd_ratio(x, ref.sd)).max()), 3),
                 min_importance_ess=None if np.all(np.isnan(ess)) else round(float(np.nanmin(ess)), 2),
                 evals_per_sample=round((idata.attrs["n_logp"] + idata.attrs["n_grad"]) / len(x)),
@@ -78,7 +82,8 @@ def plot(path=RESULTS / "rdmc_dimension.jsonl", out=RESULTS / "rdmc_dimension.pn
         if not r:
             continue
         d = [x["d"] for x in r]
-        label = {"is_nodef": "is, defensive=0"}.get(est, est)
+        label = {"is_nodef": "is, defensive=0", "smc_r4": "smc, 4 search rounds",
+                 "is_mala_r4": "is_mala, 4 search rounds"}.get(est, est)
         ax1.errorbar(d, [x["w1"] for x in r], yerr=[2 * x["w1_se"] for x in r], marker="o", capsize=3, label=label)
         ax2.plot(d, [x["evals_per_sample"] for x in r], marker="o", label=label)
     ax1.axhline(2 / 3, color="k", ls="--", lw=1, label="truth 2/3")

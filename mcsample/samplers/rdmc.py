@@ -52,6 +52,22 @@ paper (importance sampling while q_s is multimodal, Langevin once it is log-conc
 ``wide_steps="importance"``; not the default, because where the importance weights collapse at
 the wide steps (a unimodal posterior in d = 10) the chains' estimate is the better one (see the
 setting). The wide steps get ``importance_boost`` times the importance samples of the others.
+
+The sequential estimator (``estimator="smc"``). Fresh importance samples at every step cannot carry
+the modes' weights past d ~ 8: at the wide steps the likelihood factor is wider than each mode in
+every direction, the weights' variance grows exponentially with d, and their ESS falls to 1.4-3
+(two_modes, d = 10-32), so the estimate of m is one draw's and the split between the modes goes
+wrong (0.82-0.94 for the 2/3 mode). But the posteriors q_s(. | Y_s) of consecutive steps differ
+by little: a sequential Monte Carlo sampler can follow them. Each particle carries ``population``
+members x0 with weights, started at s = T, where q_T is the target up to a factor e^{-T}-close to
+1, from one pool per run of ``n_start`` draws of the searches' modes, importance-weighted by p. At
+each step the members are reweighted by N(Y_k; a_k x0, sigma_k^2) / N(Y_{k-1}; a_{k-1} x0,
+sigma_{k-1}^2) -- p(x0) cancels, so the reweighting costs no evaluation and the modes' masses
+pass from step to step instead of being re-estimated from scratch --, resampled (systematic) when
+their ESS falls under half the population, and moved by ``moves`` MALA steps on q_s each; the
+weighted average of the iterates is m. This is the paper's mechanism (Langevin on q_s) with the
+weights between the modes carried by the reweighting. Cost: population x (moves + 1) gradients a
+step (16 x 9 = 144 against is_mala's 260) plus the pool.
 """
 
 from __future__ import annotations
@@ -64,7 +80,7 @@ import numpy as np
 
 from collections import namedtuple
 
-from .._core.bulk import _log_normal, covering_variance, log_densities, pooled_bulk_and_searches
+from .._core.bulk import _log_normal, covering_variance, find_bulk, log_densities, pool_bulks
 from .._core.diffusion import (GRIDS, exponential_integrator_step, ou_mean_factor, ou_variance,
                                score_from_posterior_mean, time_grid)
 from .._core.posterior_mean import importance_mean, mala_mean, ula_mean
@@ -95,9 +111,9 @@ PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "la
 _LADDER_RUNGS, _MIN_WIDTH = 8, 1e-4
 
 
-def pilot_allowance(sizes) -> int:
-    """An upper bound on the search standardisation's evaluations."""
-    return sizes.searches * sizes.search_evals + sizes.pooled + _LADDER_RUNGS * sizes.ladder
+def pilot_allowance(sizes, rounds: int = 1) -> int:
+    """An upper bound on the search standardisation's evaluations (``rounds`` rounds of searches)."""
+    return rounds * sizes.searches * sizes.search_evals + sizes.pooled + _LADDER_RUNGS * sizes.ladder
 
 
 def evals_per_step(estimator: str, n_importance: int, n_chains: int, n_inner: int) -> int:
@@ -119,7 +135,8 @@ class RDMC(ParticleSettings):
         are planned from the budget per particle left after the pilot (``plan_for_budget``: the
         inner sizes below, shrunk when that would leave fewer than ``MIN_STEPS`` = 30 steps).
     grid : "geometric" (steps shrink towards delta, where the score changes fastest) or "uniform".
-    estimator : "auto" ("is_mala" with a gradient, "is" without), "is", "ula", "is_ula", "is_mala".
+    estimator : "auto" ("is_mala" with a gradient, "is" without), "is", "ula", "is_ula", "is_mala",
+        "smc" (needs a gradient; module docstring).
     n_importance : importance samples per step and particle (the SLIPS benchmark used 128).
     n_chains, n_inner, burn : inner Langevin chains per step, their steps, the fraction averaged
         out as burn-in (SLIPS: 4 x 32, keeping the last 16).
@@ -160,6 +177,13 @@ class RDMC(ParticleSettings):
         (eight schools at mc.compare's 5e4 evaluations per run, seeds 0-3: max mean error
         0.30-0.84 sd with the search frame, 0.17-0.32 with the GPSS one).
     n_searches : bulk searches of the "search" standardisation.
+    search_rounds : up to this many rounds of ``n_searches`` searches, a new round only while all
+        the searches so far ended in one mode (``_separated``); 1 (default) is one round. A mode the
+        searches miss is one the reverse process never reaches in high dimension, where the
+        covering ladder cannot widen the frame: on two_modes (d = 10-32, starts uniform in
+        [-2, 2]^d) all 8 searches of a run found only the heavier mode in about half the runs.
+    population, moves, n_start : the "smc" estimator's members per particle, MALA moves per member
+        and step, and the run's start pool (module docstring, "The sequential estimator").
 
     ``init``: the searches' (or the pilot's) starting point; without it the searches start
     uniformly in [-2, 2]^d. ``tune`` is the GPSS pilot's length ("pilot" only). With a budget the
@@ -187,6 +211,7 @@ class RDMC(ParticleSettings):
     score_tolerance: float | None = None
     standardise: str = "auto"
     n_searches: int = 8
+    search_rounds: int = 1
     population: int = 16
     moves: int = 8
     n_start: int = 32768
@@ -209,7 +234,7 @@ class RDMC(ParticleSettings):
             raise ValueError(f"burn must be in [0, 1), got {self.burn}")
         if self.standardise not in ("auto", "search", "pilot", "none"):
             raise ValueError(f"standardise must be 'auto', 'search', 'pilot' or 'none', got {self.standardise!r}")
-        for name in ("population", "moves", "n_start"):
+        for name in ("population", "moves", "n_start", "search_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.n_searches < 1:
@@ -240,9 +265,9 @@ class RDMC(ParticleSettings):
         least one search of 10 CMA-ES generations, 50 and 100 draws)."""
         full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, 4000)
         cap = None if budget_per_run is None else _PILOT_SHARE * budget_per_run
-        if cap is None or pilot_allowance(full) <= cap:
+        if cap is None or pilot_allowance(full, self.search_rounds) <= cap:
             return full
-        f = cap / pilot_allowance(full)
+        f = cap / pilot_allowance(full, self.search_rounds)
         lam = 4 + int(3 * np.log(dim))
         return PilotSizes(max(1, int(full.searches * f)), max(10 * lam, int(full.search_evals * f)),
                           max(50, int(full.pooled * f)), max(100, int(full.ladder * f)))
@@ -457,6 +482,19 @@ def _whiten(chol, cov):
     return np.linalg.solve(chol, a.T)
 
 
+def _separated(found, threshold=9.0):
+    """Whether two searches ended in different modes: the squared Mahalanobis distance between
+    their means under the sum of their covariances, per dimension, above ``threshold`` (3 sds
+    apart on average per coordinate)."""
+    for j in range(len(found)):
+        for k in range(j):
+            r = found[j].mean - found[k].mean
+            c = _regularised(found[j].cov + found[k].cov)
+            if r @ np.linalg.solve(c, r) / r.size > threshold:
+                return True
+    return False
+
+
 def importance_sizes(settings: RDMC, grid: np.ndarray, dim: int, n_importance: int | None = None) -> np.ndarray:
     """Importance samples per step: ``n_importance`` (default: the settings') on average, with
     ``importance_boost`` times as many at the wide steps (sigma_s >= a_s) as at the others, the
@@ -525,7 +563,7 @@ class RDMCRun(ParticleRun):
             if settings.standardise == "auto" and sizes.searches < 2:
                 sizes = None  # the GPSS pilot instead (see ``standardise``)
         if sizes is not None:
-            allotment = pilot_allowance(sizes)  # an upper bound: nothing to plan around afterwards
+            allotment = pilot_allowance(sizes, settings.search_rounds)  # an upper bound: nothing to plan around afterwards
             margin = 0.0
         elif budget_per_particle is not None:
             allotment = min(tune * _PILOT_EVALS_PER_IT, _PILOT_SHARE * budget_per_particle * draws)
@@ -611,10 +649,20 @@ class RDMCRun(ParticleRun):
         searches missed); w from the searches' own covariances (module docstring); modes = each
         search's (mean, covariance) in the frame's units."""
         d = target.dim
-        starts = (np.tile(np.asarray(init, float), (sizes.searches, 1)) if init is not None
-                  else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
-        mean, cov, n_evals, found = pooled_bulk_and_searches(target.logp_fn, target.kernel_args, starts, rng,
-                                                             n_importance=sizes.pooled, max_evals=sizes.search_evals)
+        found, n_evals = [], 0
+        for r in range(settings.search_rounds if init is None else 1):
+            starts = (np.tile(np.asarray(init, float), (sizes.searches, 1)) if init is not None
+                      else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
+            bulks = [find_bulk(target.logp_fn, target.kernel_args, x0, rng, max_evals=sizes.search_evals)
+                     for x0 in starts]
+            n_evals += sum(b.n_evals for b in bulks)
+            found += [b for b in bulks if np.isfinite(b.elbo)]
+            if found and _separated(found):
+                break
+        if not found:
+            raise ValueError("no bulk search found a point with finite log density; give init= inside the support")
+        mean, cov, n = pool_bulks(target.logp_fn, target.kernel_args, found, rng, n_importance=sizes.pooled)
+        n_evals += n
         chol = np.linalg.cholesky(_regularised(cov))
         spread, n = covering_variance(target.logp_fn, target.kernel_args, dense_frame(mean, chol), rng,
                                       n=sizes.ladder, max_rungs=_LADDER_RUNGS)
