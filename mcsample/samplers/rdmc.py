@@ -568,8 +568,11 @@ class RDMCRun(ParticleRun):
         elif budget_per_particle is not None:
             allotment = min(tune * _PILOT_EVALS_PER_IT, _PILOT_SHARE * budget_per_particle * draws)
             margin = 0.0 if allotment == 0 or settings.standardise == "none" else 0.05 * allotment + 200
+        self.n_start = settings.n_start
         if budget_per_particle is not None:
-            start = settings.n_start if self.estimator == "smc" else 0  # the start pool's draws
+            # the start pool's draws, at most a tenth of the run's budget
+            self.n_start = min(settings.n_start, max(100, int(0.1 * budget_per_particle * draws)))
+            start = self.n_start if self.estimator == "smc" else 0
             n_steps, self.n_importance, n_chains, self.n_inner = plan_for_budget(
                 settings, self.estimator, budget_per_particle - (allotment + margin + start) / draws)
         if sizes is not None:
@@ -615,7 +618,7 @@ class RDMCRun(ParticleRun):
         per particle would leave in every particle alike (two_modes d = 32: 1,024 per particle
         gave the first mode 0.78, truth 0.67)."""
         st, rng = self.settings, self.rng
-        n, d = st.n_start, self.y.shape[1]
+        n, d = self.n_start, self.y.shape[1]
         beta = st.defensive if self.modes else 1.0
         comps = [(m, np.linalg.cholesky(_regularised(2.0 * c) + 1e-12 * np.eye(d))) for m, c in self.modes]
         pick = rng.random(n) < beta
@@ -728,7 +731,7 @@ class RDMCRun(ParticleRun):
                "standardise": self.standardised, "frame": ["identity", "diag", "dense"][kind], "mode_variance": self.width,
                "early_stop": self.early_stop}
         if self.estimator == "smc":
-            out.update(population=self.pop.shape[1], moves=self.n_inner, n_start=self.settings.n_start,
+            out.update(population=self.pop.shape[1], moves=self.n_inner, n_start=self.n_start,
                        start_ess=getattr(self, "start_ess", None))
         if kind:
             out["loc"] = centre.tolist()
