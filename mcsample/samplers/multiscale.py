@@ -61,7 +61,8 @@ whose evaluations are counted (at most a quarter of a run's budget, as walk_jump
 2. Curvature Lip of log pi in u: power iterations on finite differences of gradients at 32 of
    the resampled starts below (about draws of the target; ``estimate_lipschitz``), their 90th
    percentile; only wells count (-v.Hv > 0). Probed at N(0, I) in u instead, a frame wider than
-   the target (funnel10) put the probes in the neck: 1.4 to 3.8e8 between runs, against 2-731.
+   the target (funnel10) put the probes in the neck: 1.4 to 3.8e8 between runs, against 1.9 to
+   3.0e3 at the starts (seeds 1-2).
 3. h = ``step_scale`` / sqrt(max(Lip, 1 / sigma^2)) (0.1: the Verlet part's h sqrt(Lip) well
    below its bound of 2); the iterations L come from the budget (annealing time L h).
 4. eps: not one value. Per iteration the fast step is the largest inside ``stability`` (1/2) of
@@ -917,8 +918,8 @@ class _MultiscaleRun(ParticleRun):
         if tune:
             # at the resampled starts (draws of about the target), not at N(0, I) in the frame: where the frame
             # is wider than the target (funnel10: searches widened by the ladder) N(0, I) reaches into the
-            # neck, and the estimate ranged 1.4 to 3.8e8 between runs; at the starts, 2-731 (benchmarks/
-            # results/multiscale_defaults.md)
+            # neck, and the estimate ranged 1.4 to 3.8e8 between runs; at the starts, 1.9 to 3.0e3 over seeds
+            # 1-2 (benchmarks/results/multiscale_defaults.md)
             self.lipschitz, n = estimate_lipschitz(target, self.frame, rng, max(2, sizes.curv_points),
                                                    quantile=_CURV_QUANTILE, points=pool_u)
             self.pilot_grad += n
