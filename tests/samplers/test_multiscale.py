@@ -4,7 +4,8 @@ Fast tier: the two score identities against quadrature on a 1-D mixture (item 3)
 slow drift against the closed-form score of a Gaussian path, in both regimes (item 4); short
 end-to-end runs on N(2, 0.3) with tolerances from the Monte Carlo error, and a mutant (slow drift
 doubled) that the same check must reject; exact gradient counting against an instrumented target
-and budget planning (item 11); settings errors. Slow tier: the full end-to-end oracle (item 7:
+and budget planning (item 11); settings errors; the Metropolis-adjusted final phase exact on N(0, 1)
+at a step where the unadjusted one is measurably off (the unadjusted phase is the mutant). Slow tier: the full end-to-end oracle (item 7:
 L = 2e4, mean within 0.02 and variance within 5%) for the four variants."""
 
 import json
