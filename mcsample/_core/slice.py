@@ -210,17 +210,31 @@ def shrink_angle(logp, args, frame, a, b, normalize, radius, quad, log_t, rng, p
     while n_evals < max_evals:
         c = np.cos(w)
         s = np.sin(w)
-        for i in range(d):
-            point[i] = c * a[i] + s * b[i]
+        # Two passes over d where there were four, each sum in the same order as before (draws
+        # are unchanged): a sum is a serial chain of additions, which hides behind the other work
+        # of its pass but costs its full latency in a pass of its own.
         if normalize:
-            n = norm(point)
+            ss = 0.0
             for i in range(d):
-                point[i] /= n
-        sq = 0.0
-        for i in range(d):
-            z[i] = radius * point[i]
-            sq += z[i] * z[i]
-        f = logp_in_frame(logp, args, frame, z, x) + quad * sq
+                p = c * a[i] + s * b[i]
+                point[i] = p
+                ss += p * p
+            n = np.sqrt(ss)
+            for i in range(d):
+                p = point[i] / n
+                point[i] = p
+                z[i] = radius * p
+        else:
+            for i in range(d):
+                p = c * a[i] + s * b[i]
+                point[i] = p
+                z[i] = radius * p
+        f = logp_in_frame(logp, args, frame, z, x)
+        if quad != 0.0:  # GPSS passes 0: no |z|^2 to sum
+            sq = 0.0
+            for i in range(d):
+                sq += z[i] * z[i]
+            f += quad * sq
         n_evals += 1
         if f > log_t:
             return f, n_evals, True
