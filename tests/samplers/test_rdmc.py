@@ -81,6 +81,34 @@ def test_small_budgets_shrink_the_inner_sizes_before_the_grid(gauss):
     assert idata.attrs["n_logp"] + idata.attrs["n_grad"] <= budget
 
 
+@numba.njit
+def _student_logp_grad(x, nu):
+    r = np.sum(x * x)
+    return -0.5 * (nu + x.size) * np.log1p(r / nu), -(nu + x.size) * x / (nu + r)
+
+
+@numba.njit
+def _student_logp(x, nu):
+    return -0.5 * (nu + x.size) * np.log1p(np.sum(x * x) / nu)
+
+
+def test_a_budget_grid_keeps_the_full_grids_top_steps_on_heavy_tails():
+    """A budget that pays for ~30 steps: geometric steps from T = 6 start at ~1, where the
+    frozen-score step throws particles into a Student-t's tails and its weak score leaves them
+    there (max_step = 100 is that grid: most particles beyond 8, a tenth beyond 1000); the default
+    caps them at the full grid's first step. P(max_i |x_i| > 20) is ~1e-4 for t_5 in d = 4."""
+    t = mc.Target(_student_logp, 4, logp_grad=_student_logp_grad, args=(5.0,))
+    budget = 2 * 100 * 6000.0
+    far = {}
+    for max_step in (None, 100.0):
+        idata = run(t, RDMC(max_step=max_step), draws=100, max_evals=budget, seed=3)
+        assert idata.attrs["n_steps"] < RDMC().n_steps
+        far[max_step] = np.quantile(np.abs(idata["posterior"]["x"].values).max(axis=-1), 0.9)
+    assert far[None] < 20.0 < far[100.0]
+    with pytest.raises(ValueError, match="max_step"):
+        RDMC(max_step=0.0).validate(4)
+
+
 def test_population_for_a_budget():
     cfg = RDMC()
     assert cfg.draws_for_budget(1e9, 2) == 1000
