@@ -294,79 +294,12 @@ def mala_mean(logp_grad, args, frame, rng, x, a, var, chains, steps, n_steps, n_
 
 
 @_jit
-def pooled_importance_means(logp, args, frame, rng, xs, var, per_particle, antithetic, tilt, pool, pool_lw,
-                            buf, means_out, ess_out):
-    """Shared-pool importance estimates of m(x_i) for every row x_i of ``xs`` (N, d), with a = 1:
-    q_i(x0) proportional to p(x0) exp(tilt |x0|^2 / 2) N(x0; x_i, var I).
-
-    The ensemble's candidates are pooled (the "ensemble" reading of Riel & Bischoff's sampler, as
-    reconstructed in the notes): ``per_particle`` draws from N(x_k, var I) about each particle k, so
-    J = N per_particle evaluations in all, and each candidate c_j serves every particle with the
-    weight p~(c_j) N(c_j; x_i, var) / q(c_j) against the mixture q = mean_k N(x_k, var) it was
-    drawn from (multiple importance sampling, balance heuristic). Each weight sum is a streaming
-    log-sum-exp, so no N x J matrix is stored; cost O(N J d) flops. ``antithetic`` pairs each draw
-    with its reflection about the parent. Writes the means into ``means_out`` (N, d) and Kish's
-    effective sample size of each particle's weights into ``ess_out``; returns the evaluations.
-    ``pool`` (J, d), ``pool_lw`` (J,), ``buf`` (d,): scratch."""
-    n, d = xs.shape
-    n_pool = pool.shape[0]
-    sd = np.sqrt(var)
-    for j in range(n_pool):
-        parent = j // per_particle
-        if antithetic and j % 2 == 1:
-            for i in range(d):
-                pool[j, i] = 2.0 * xs[parent, i] - pool[j - 1, i]
-        else:
-            for i in range(d):
-                pool[j, i] = xs[parent, i] + sd * rng.standard_normal()
-        lw = logp_in_frame(logp, args, frame, pool[j], buf)
-        if tilt != 0.0:
-            lw += 0.5 * tilt * _square_norm(pool[j])
-        pool_lw[j] = lw
-    for j in range(n_pool):  # minus the log of the mixture it was drawn from (constants cancel)
-        if pool_lw[j] > -np.inf:
-            pool_lw[j] -= _log_sum_exp_kernel(pool[j], xs, var)
-    for p in range(n):
-        acc = np.array([-np.inf, 0.0, 0.0])  # see _add_weighted
-        for i in range(d):
-            means_out[p, i] = 0.0
-        for j in range(n_pool):
-            if not pool_lw[j] > -np.inf:
-                continue
-            _add_weighted(acc, pool_lw[j] - 0.5 * _square_distance(pool[j], xs[p]) / var, pool[j], means_out[p])
-        if acc[1] > 0.0:
-            for i in range(d):
-                means_out[p, i] /= acc[1]
-            ess_out[p] = acc[1] * acc[1] / acc[2]
-        else:  # nothing finite in the pool: stay put
-            for i in range(d):
-                means_out[p, i] = xs[p, i]
-            ess_out[p] = 0.0
-    return n_pool
-
-
-@_jit
 def _square_distance(u, v):
     s = 0.0
     for i in range(u.size):
         r = u[i] - v[i]
         s += r * r
     return s
-
-
-@_jit
-def _log_sum_exp_kernel(c, xs, var):
-    """log sum_k exp(-|c - x_k|^2 / (2 var))."""
-    log_max = -np.inf
-    total = 0.0
-    for k in range(xs.shape[0]):
-        v = -0.5 * _square_distance(c, xs[k]) / var
-        if v > log_max:
-            total = total * np.exp(log_max - v) + 1.0
-            log_max = v
-        else:
-            total += np.exp(v - log_max)
-    return log_max + np.log(total)
 
 
 @_jit

@@ -11,7 +11,7 @@ import pytest
 import mcsample as mc
 import targets
 from mcsample import _arviz, metrics
-from mcsample._core.posterior_mean import importance_mean, pooled_importance_means
+from mcsample._core.posterior_mean import importance_mean
 from mcsample._core.slice import identity_frame
 from mcsample.samplers import ensemble
 from mcsample.testing import models
@@ -49,7 +49,7 @@ def foellmer_posterior(x, t, gamma, mu=MU, sd=SD):
 
 
 @pytest.mark.parametrize("t", [0.0, 0.5, 0.9])
-def test_both_estimators_match_the_closed_form_foellmer_posterior_mean(t):
+def test_tilted_importance_mean_matches_the_closed_form_foellmer_posterior_mean(t):
     target, gamma = gaussian_target(), 4.0
     frame, rng = identity_frame(3), np.random.default_rng(1)
     x = np.array([0.3, -1.0, 2.0]) * t
@@ -59,13 +59,6 @@ def test_both_estimators_match_the_closed_form_foellmer_posterior_mean(t):
     ess, n = importance_mean(target.logp_fn, target.kernel_args, frame, rng, x, 1.0, var, 40000, True,
                              (0.0, 1.0), work[0], work[1], work[2], out, np.zeros((0, 3)), 1.0 / gamma)
     assert n == 40000 and np.all(np.abs(out - mean) < 4.0 * sd / np.sqrt(ess))
-    # the pool: 200 particles at the same x draw 100 candidates each, every particle sees all 20000
-    xs = np.tile(x, (200, 1))
-    means, esss = np.zeros((200, 3)), np.zeros(200)
-    n = pooled_importance_means(target.logp_fn, target.kernel_args, frame, rng, xs, var, 100, True, 1.0 / gamma,
-                                np.zeros((20000, 3)), np.zeros(20000), np.zeros(3), means, esss)
-    assert n == 20000 and np.all(np.abs(means[0] - mean) < 4.0 * sd / np.sqrt(esss[0]))
-    np.testing.assert_allclose(means, np.tile(means[0], (200, 1)), rtol=1e-12)
 
 
 @pytest.mark.parametrize("t", [0.0, 0.5, 0.9])
@@ -100,22 +93,6 @@ def test_the_samplers_pools_match_the_closed_form_foellmer_posterior_mean(t, gra
             if gradient:
                 bound *= 4.0 * np.sqrt(2.0 / ess[:, None])
             assert np.all(np.abs(means - mean) < bound), (mixed, group)
-
-
-def test_pooled_weights_correct_for_the_mixture_proposal():
-    """Particles spread out: each one's estimate uses candidates drawn about the others, weighted
-    against the mixture they came from, and still matches its own closed form."""
-    target, gamma, t = gaussian_target(), 4.0, 0.6
-    rng = np.random.default_rng(2)
-    xs = t * MU + rng.normal(size=(50, 3)) * 0.5  # where X_t is, roughly
-    var = gamma * (1.0 - t)
-    means, esss = np.zeros((50, 3)), np.zeros(50)
-    pooled_importance_means(target.logp_fn, target.kernel_args, identity_frame(3), rng, xs, var, 400, True,
-                            1.0 / gamma, np.zeros((20000, 3)), np.zeros(20000), np.zeros(3), means, esss)
-    assert esss.min() > 100  # the bound below is asymptotic in the ESS
-    for p in range(50):
-        mean, sd = foellmer_posterior(xs[p], t, gamma)
-        assert np.all(np.abs(means[p] - mean) < 4.5 * sd / np.sqrt(esss[p]))
 
 
 def test_euler_with_the_exact_drift_reaches_the_target():
