@@ -1,6 +1,9 @@
 """rdMC (issue 12): where it stops working as the dimension grows.
 
     python benchmarks/rdmc_dimension.py             # runs, appends to benchmarks/results/rdmc_dimension.jsonl
+    # this session's rows (run "s5"):
+    python benchmarks/rdmc_dimension.py --dims 10 20 32 --estimators smc is_mala smc_r4 is_mala_r4 --seeds 7
+    python benchmarks/rdmc_dimension.py --dims 50 --estimators smc_r4 is_mala --seeds 7 --draws 125
     python benchmarks/rdmc_dimension.py --plot      # benchmarks/results/rdmc_dimension.png from the jsonl
 
 Target: the catalogue's ``two_modes`` built at each d in {2, 5, 10, 20, 32, 50}: 2/3 N(-(2/3) 1, 0.05 I)
@@ -96,7 +99,8 @@ def plot(path=RESULTS / "rdmc_dimension.jsonl", out=RESULTS / "rdmc_dimension.pn
         ax.set_xticks(DIMS, [str(x) for x in DIMS])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.legend(fontsize=8)
-    fig.suptitle(f"rdMC, default settings (frame of pooled bulk searches), 2 x 250 particles, seed {seed}")
+    fig.suptitle(f"rdMC, defaults but the estimator (frame of pooled bulk searches), 2 x 250 particles "
+                 f"(2 x 125 at d = 50), seed {seed}, run {run!r}")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
 
@@ -107,6 +111,7 @@ def main():
     p.add_argument("--estimators", nargs="+", default=list(ESTIMATORS) + list(VARIANTS))
     p.add_argument("--plot", action="store_true")
     p.add_argument("--seeds", nargs="+", type=int, default=[7])
+    p.add_argument("--draws", type=int, default=250, help="particles per chain (2 chains)")
     a = p.parse_args()
     if a.plot:
         plot(seed=a.seeds[0])
@@ -115,7 +120,7 @@ def main():
         for d in a.dims:
             for est in a.estimators:
                 for seed in a.seeds:
-                    row = json.dumps(one(d, est, seed))
+                    row = json.dumps(one(d, est, seed, draws=a.draws))
                     print(row, flush=True)
                     f.write(row + "\n")
                     f.flush()

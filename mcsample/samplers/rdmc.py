@@ -72,7 +72,8 @@ seed 7, 2 x 250 particles, with ``search_rounds=4``): two_modes' first mode 0.65
 at d = 10 / 20 / 32 (truth 0.667; is_mala with the same searches 0.664 / 0.862 / 0.918), each
 mode's sd within e^0.07; 1,000 particles, seeds 1-2: 0.3/0.7 mixture TV 0.007-0.009, two_modes d = 8
 0.006-0.020, mog8 0.039-0.050. Its limit is the start pool: in d = 16 two runs gave 0.59, and at
-d = 32 a pool of 32,768 (ESS 70-380) gave the heavier mode 0.56-0.62 of its weight. Not the
+d = 32 a pool of 32,768 (ESS 70-380) gave the heavier mode 0.56-0.62 of its weight; at d = 50 it
+fails (0.956: one run's 32 searches found one mode, the other run gave 0.91). Not the
 default: on eight schools its largest mean error was 0.079 sd (z = 3.3) against is_mala's 0.043,
 and nothing else has been measured.
 """
