@@ -137,3 +137,24 @@ def wait_for_quiet(threshold: float = 0.2, max_wait: float = 60.0, window: float
         load = others_load(start, cpu_snapshot())
         if load is None or load < threshold or time.monotonic() > deadline:
             return load
+
+
+def write_perf_map(dispatchers) -> int:
+    """For ``perf report`` (nuts_profile.py, gpss_profile.py): ``/tmp/perf-<pid>.map`` naming
+    the functions of the dispatchers' compiled modules, each assumed to run to the next one's
+    address; returns how many were named."""
+    names = {}
+    for dispatcher in dispatchers:
+        for cres in dispatcher.overloads.values():
+            library = cres.library
+            for f in library._final_module.functions:
+                if f.is_declaration:
+                    continue
+                address = library.get_pointer_to_function(f.name)
+                if address:
+                    names[address] = f.name
+    addresses = sorted(names)
+    with open(f"/tmp/perf-{os.getpid()}.map", "w") as fh:
+        for a, b in zip(addresses, addresses[1:] + [addresses[-1] + 4096]):
+            fh.write(f"{a:x} {min(b - a, 1 << 20):x} {names[a][:200]}\n")
+    return len(addresses)

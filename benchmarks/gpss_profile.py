@@ -38,6 +38,7 @@ import numba
 import numpy as np
 
 import targets
+from _report import write_perf_map
 from mcsample.samplers.gpss import GPSSState, gpss_transition, new_gpss_work
 
 D, W, POWER = 100, 100.0, 99.0
@@ -138,23 +139,6 @@ def fresh_state(target):
     r = np.linalg.norm(x0)
     lp1 = POWER * np.log(r) + target.logp(x0)
     return GPSSState(np.array([r]), x0 / r, np.array([lp1]))
-
-
-def write_perf_map(dispatchers) -> int:
-    names = {}
-    for dispatcher in dispatchers:
-        for cres in dispatcher.overloads.values():
-            library = cres.library
-            for f in library._final_module.functions:
-                if not f.is_declaration:
-                    address = library.get_pointer_to_function(f.name)
-                    if address:
-                        names[address] = f.name
-    addresses = sorted(names)
-    with open(f"/tmp/perf-{os.getpid()}.map", "w") as fh:
-        for a, b in zip(addresses, addresses[1:] + [addresses[-1] + 4096]):
-            fh.write(f"{a:x} {min(b - a, 1 << 20):x} {names[a][:200]}\n")
-    return len(addresses)
 
 
 def main(argv=None):

@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 import targets
+from _report import write_perf_map
 from mcsample._core.hamiltonian import diagonal_metric
 from mcsample.samplers.nuts import NUTSState, new_workspace, nuts_transition
 
@@ -33,26 +34,6 @@ def transitions(fn, args, rng, state, step, metric, work, n):
     for _ in range(n):
         n_grad += nuts_transition(fn, args, rng, state, step, metric, 10, 1000.0, work).n_steps
     return n_grad
-
-
-def write_perf_map(dispatchers) -> int:
-    """``/tmp/perf-<pid>.map`` for the functions of the dispatchers' compiled modules, each
-    assumed to run to the next one's address; returns how many were named."""
-    names = {}
-    for dispatcher in dispatchers:
-        for cres in dispatcher.overloads.values():
-            library = cres.library
-            for f in library._final_module.functions:
-                if f.is_declaration:
-                    continue
-                address = library.get_pointer_to_function(f.name)
-                if address:
-                    names[address] = f.name
-    addresses = sorted(names)
-    with open(f"/tmp/perf-{os.getpid()}.map", "w") as fh:
-        for a, b in zip(addresses, addresses[1:] + [addresses[-1] + 4096]):
-            fh.write(f"{a:x} {min(b - a, 1 << 20):x} {names[a][:200]}\n")
-    return len(addresses)
 
 
 def main(argv=None):
