@@ -107,6 +107,7 @@ _IS, _ULA, _IS_ULA, _IS_MALA, _SMC = range(1, 6)
 # sd ratios off by e^2.7; 30 steps at 32 / 2 x 16 (2,020 evaluations) 0.12 sd and e^0.14.
 MIN_STEPS = 30
 _SMALLEST_INNER = (16, 1, 8)
+_SMALLEST_SMC = (0, 8, 2)  # the smc estimator's (no importance samples, population, moves)
 # With a budget, the pilot is allotted min(tune x _PILOT_EVALS_PER_IT, _PILOT_SHARE x the run's
 # budget) evaluations (GPSS spends ~10 an iteration) and stops once it has spent them, checked every
 # _PILOT_CHUNK iterations; the steps are planned from the rest, less a margin for that overshoot,
@@ -545,20 +546,18 @@ def plan_for_budget(settings: RDMC, estimator: str, per_particle: float):
     """(n_steps, n_importance, n_chains, n_inner) for ``per_particle`` evaluations: the settings'
     inner sizes and as many steps as they pay for; below ``MIN_STEPS`` steps the inner sizes
     shrink (importance samples and inner steps in proportion, chains with its square root) to
-    keep ``MIN_STEPS``, down to ``_SMALLEST_INNER``."""
-    sizes = (settings.n_importance, settings.n_chains, settings.n_inner)
-    if estimator == "smc":  # (0, population, moves)
-        sizes = (0, settings.population, settings.moves)
+    keep ``MIN_STEPS``, down to ``_SMALLEST_INNER`` (``_SMALLEST_SMC`` for "smc", whose population
+    and moves shrink with the square root)."""
+    if estimator == "smc":  # (no importance samples, population, moves)
+        sizes, smallest = (0, settings.population, settings.moves), _SMALLEST_SMC
+    else:
+        sizes, smallest = (settings.n_importance, settings.n_chains, settings.n_inner), _SMALLEST_INNER
     steps = int(max(per_particle, 0) // evals_per_step(estimator, *sizes))
-    if steps < MIN_STEPS and estimator == "smc":
-        f = per_particle / (MIN_STEPS * evals_per_step(estimator, *sizes))
-        sizes = (0, max(8, min(sizes[1], int(sizes[1] * np.sqrt(f)))), max(2, min(sizes[2], int(sizes[2] * np.sqrt(f)))))
-        steps = int(max(per_particle, 0) // evals_per_step(estimator, *sizes))
-    elif steps < MIN_STEPS:
+    if steps < MIN_STEPS:
         f = per_particle / (MIN_STEPS * evals_per_step(estimator, *sizes))
         sizes = tuple(max(lo, min(n, int(n * g))) for n, lo, g in
-                      zip(sizes, _SMALLEST_INNER, (f, np.sqrt(f), np.sqrt(f))))
-        steps = int(per_particle // evals_per_step(estimator, *sizes))
+                      zip(sizes, smallest, (f, np.sqrt(f), np.sqrt(f))))
+        steps = int(max(per_particle, 0) // evals_per_step(estimator, *sizes))
     if steps < 2:
         raise ValueError(f"rdmc: a budget of {per_particle:.3g} evaluations per particle (after the pilot) "
                          f"pays for fewer than 2 steps of {evals_per_step(estimator, *sizes)} evaluations; give a "
