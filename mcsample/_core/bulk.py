@@ -160,18 +160,24 @@ def pooled_bulk_and_searches(logp, args, starts, rng, n_importance=None, **searc
     """``pooled_bulk``'s (mean, cov, evaluations) and the :class:`Bulk` of each search that found a
     finite ELBO: their covariances are the within-mode scales that the pooled covariance, which
     spans the modes, hides (rdMC sets its early-stopping time from them)."""
-    bulks = [find_bulk(logp, args, x0, rng, **search) for x0 in np.atleast_2d(starts)]
-    found = [b for b in bulks if np.isfinite(b.elbo)]
-    if not found:
-        raise ValueError("no bulk search found a point with finite log density; give init= inside the support")
+    found, search_evals = search_bulks(logp, args, starts, rng, **search)
     mean, cov, n_evals = pool_bulks(logp, args, found, rng, n_importance)
-    return mean, cov, n_evals + sum(b.n_evals for b in bulks), found
+    return mean, cov, n_evals + search_evals, found
+
+
+def search_bulks(logp, args, starts, rng, **search):
+    """The :class:`Bulk` of each search from a row of ``starts`` that found a finite ELBO, and the
+    evaluations of all the searches."""
+    bulks = [find_bulk(logp, args, x0, rng, **search) for x0 in np.atleast_2d(starts)]
+    return [b for b in bulks if np.isfinite(b.elbo)], sum(b.n_evals for b in bulks)
 
 
 def pool_bulks(logp, args, found, rng, n_importance=None):
     """The moments (mean, cov, evaluations) of the mixture of the found :class:`Bulk` s, refined by
     one round of importance sampling from that mixture with doubled covariances when its ESS is at
     least 10 d (the pooling step of ``pooled_bulk_and_searches``, for searches run elsewhere)."""
+    if not found:
+        raise ValueError("no bulk search found a point with finite log density; give init= inside the support")
     n_evals = 0
     means = np.array([b.mean for b in found])
     d = means.shape[1]

@@ -88,7 +88,7 @@ import numpy as np
 
 from collections import namedtuple
 
-from .._core.bulk import _log_normal, covering_variance, find_bulk, log_densities, pool_bulks
+from .._core.bulk import _log_normal, covering_variance, log_densities, pool_bulks, search_bulks
 from .._core.diffusion import (GRIDS, exponential_integrator_step, ou_mean_factor, ou_variance,
                                score_from_posterior_mean, time_grid)
 from .._core.posterior_mean import importance_mean, mala_mean, ula_mean
@@ -701,14 +701,12 @@ class RDMCRun(ParticleRun):
         for r in range(settings.search_rounds if init is None else 1):
             starts = (np.tile(np.asarray(init, float), (sizes.searches, 1)) if init is not None
                       else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
-            bulks = [find_bulk(target.logp_fn, target.kernel_args, x0, rng, max_evals=sizes.search_evals)
-                     for x0 in starts]
-            n_evals += sum(b.n_evals for b in bulks)
-            found += [b for b in bulks if np.isfinite(b.elbo)]
+            round_found, round_evals = search_bulks(target.logp_fn, target.kernel_args, starts, rng,
+                                                    max_evals=sizes.search_evals)
+            found += round_found
+            n_evals += round_evals
             if found and _separated(found):
                 break
-        if not found:
-            raise ValueError("no bulk search found a point with finite log density; give init= inside the support")
         mean, cov, n = pool_bulks(target.logp_fn, target.kernel_args, found, rng, n_importance=sizes.pooled)
         n_evals += n
         chol = np.linalg.cholesky(_regularised(cov))
