@@ -110,7 +110,7 @@ def test_target_contract(schools):
     assert target.model.data_names == ["y"]
     # the Target validated it: a finite test point (PyMC's initial point) and the gradient checked
     assert np.isfinite(target.logp(target.test_point))
-    fd = target._finite_difference_gradient(np.linspace(-1, 1, 10))
+    fd, _ = target._finite_difference_gradient(np.linspace(-1, 1, 10))
     assert np.allclose(target.logp_grad(np.linspace(-1, 1, 10))[1], fd, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="shape"):
         target.logp(np.zeros(9))
