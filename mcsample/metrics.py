@@ -18,7 +18,14 @@ def log_sd_ratio(x, ref_sd) -> np.ndarray:
 
 
 def _quantiles(v, n):
-    return np.quantile(v, (np.arange(n) + 0.5) / n)
+    """The (k + 1/2) / n quantiles of each column (all projections in one call: mc.compare's floors
+    evaluate the sliced distances many times)."""
+    s = np.sort(v, axis=0)  # numpy's default ("linear") quantiles, 4x faster than np.quantile here
+    pos = (np.arange(n) + 0.5) / n * (len(s) - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(s) - 1)
+    t = (pos - lo).reshape((-1,) + (1,) * (s.ndim - 1))
+    return s[lo] + (s[hi] - s[lo]) * t
 
 
 def sliced_wasserstein2(x, y, *, n_projections=100, seed=0, n_quantiles=1000) -> float:
@@ -29,8 +36,7 @@ def sliced_wasserstein2(x, y, *, n_projections=100, seed=0, n_quantiles=1000) ->
     dirs = rng.standard_normal((n_projections, x.shape[1]))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     px, py = x @ dirs.T, y @ dirs.T
-    sq = [np.mean((_quantiles(px[:, j], n_quantiles) - _quantiles(py[:, j], n_quantiles)) ** 2)
-          for j in range(n_projections)]
+    sq = np.mean((_quantiles(px, n_quantiles) - _quantiles(py, n_quantiles)) ** 2, axis=0)
     return float(np.sqrt(np.mean(sq)))
 
 
@@ -57,8 +63,10 @@ def mmd_rbf(x, y, *, max_points=2000, seed=0) -> float:
     x = _subsample(np.asarray(x, float), max_points, rng)
     y = _subsample(np.asarray(y, float), max_points, rng)
     z = np.concatenate([x, y])
-    sq = np.maximum(((z[:, None, :] - z[None, :, :]) ** 2).sum(-1), 0.0)
-    h2 = np.median(sq[np.triu_indices(len(z), 1)])
+    from scipy.spatial.distance import cdist, pdist
+    pairs = pdist(z, "sqeuclidean")  # the i < j distances, in the order of np.triu_indices
+    h2 = np.median(pairs)
+    sq = cdist(z, z, "sqeuclidean")
     k = np.exp(-sq / max(h2, 1e-300))
     n, m = len(x), len(y)
     kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
@@ -101,12 +109,20 @@ def sinkhorn_w2(x, y, *, reg=0.05, max_points=1000, max_iter=500, seed=0) -> flo
 def sliced_ks(x, y, *, n_projections=128, seed=0) -> float:
     """Mean over random unit directions of the two-sample KS distance of the projections (the
     funnel metric of Grenioux et al. 2023, with 128 projections as in SLIPS)."""
-    from scipy.stats import ks_2samp
     x, y = np.asarray(x, float), np.asarray(y, float)
     rng = np.random.default_rng(seed)
     dirs = rng.standard_normal((n_projections, x.shape[1]))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    return float(np.mean([ks_2samp(x @ u, y @ u).statistic for u in dirs]))
+    px, py = np.sort(x @ dirs.T, axis=0), np.sort(y @ dirs.T, axis=0)
+    return float(np.mean([_ks_statistic(px[:, j], py[:, j]) for j in range(n_projections)]))
+
+
+def _ks_statistic(a, b):
+    """sup |F_a - F_b| of two sorted samples, computed as scipy's ks_2samp does (the statistic
+    alone: its p-value, which the distance does not use, is most of ks_2samp's time)."""
+    both = np.concatenate([a, b])
+    diff = np.searchsorted(a, both, side="right") / len(a) - np.searchsorted(b, both, side="right") / len(b)
+    return max(float(np.clip(-diff.min(), 0.0, 1.0)), float(diff.max()))
 
 
 def entropic_mode_coverage(x, centres) -> float:
