@@ -43,7 +43,11 @@ Evaluations: only gradients (``n_grad``), s per iteration for SK-ROCK, plus one 
 target-form drift (the value after the fast step is reused by the next iteration's first
 half-kick), one per plain-Langevin iteration and one when that phase starts. Counted exactly and
 planned from a budget: ``max_evals`` sets the number of iterations L at fixed step h (so the
-annealing time L h grows with the budget, as in the paper).
+annealing time L h grows with the budget, as in the paper). A run never spends more than its
+budget: the pilot is charged its allowance (an upper bound on what it spends), L is planned from
+99% of what is left, and the rest pays for the fast-step guard's redone steps (below); a step the
+allowance cannot pay to redo is undone and not redone. ``attrs["tuned"]`` reports both
+(``redone_evals``, ``steps_not_redone``).
 
 Tuning. The paper tunes by hand (Table 8; ``MultALMC.preset(name)`` has its values for the
 catalogue targets, in their raw units, and ``standardise="none"``): fix s = 5, lambda_tilde = 0.6,
@@ -76,7 +80,8 @@ whose evaluations are counted (at most a quarter of a run's budget, as walk_jump
 Lip comes from a few points and the tails can be stiffer (eight schools: the probe's estimate
 spread from 1 to 180 over seeds, and fast chains that met a curvature above it diverged). So each
 fast step is guarded (``_guarded_fast_step``): the step's own stages give a secant estimate of
-Lip(f) for free; a step beyond the bound is undone and redone shorter (counted). The annealed
+Lip(f) for free; a step beyond the bound is undone and redone shorter (counted; with a budget,
+paid from the 1% kept back for it). The annealed
 slow step is not guarded: the path's score has curvature at most 1 / ((1 - lambda) sigma^2),
 whatever the target's (the noise of its one-sample estimate does grow with it). The final plain-Langevin phase does see the target's own curvature, which a single h
 cannot cover when it spans orders of magnitude (the funnel's neck: particles thrown to 1e5-1e6
@@ -131,9 +136,9 @@ STANDARDISE = ("auto", "pilot", "none")
 # The pilot: its sizes (``_MultiscaleSettings.pilot_sizes``), at most this share of a run's budget.
 PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "ladder", "curv_points", "pool"])
 _LADDER_RUNGS = 6
-_COVERED = 4.0
+_COVERED = 4.0  # the ladder's second moment below which the searches' frame is kept as it is
 _MIN_POOL_ESS = 20.0
-_MAX_FAST_STEP = 1.0  # the ladder's second moment below which the searches' frame is kept as it is
+_MAX_FAST_STEP = 1.0
 _PILOT_SHARE = 0.25
 _CURV_POINTS, _CURV_ITERS = 32, 6
 # The probe's 90th percentile, not its maximum: the guard keeps the fast steps stable where the tails are stiffer,
@@ -144,6 +149,15 @@ _CURV_QUANTILE = 0.9
 _ITERATIONS_FOR_BUDGET = 500
 # Tuned frictions (Gamma_min, Gamma_max) / sqrt(Lip): about the paper's Table 8 pairs at their targets' curvature.
 _FRICTION = (0.1, 2.0)
+# Columns of a run's ``guard`` (draws, 4), the fast-step guard's state per particle: the running secant
+# estimate of Lip(f); the gradients left for redone steps (inf without a budget); the gradients redone steps
+# spent; the unstable steps left undone because that allowance was spent.
+_LIP, _LEFT, _REDONE, _REFUSED = 0, 1, 2, 3
+_GUARD_COLUMNS = 4
+# With a budget, this share of the iterations' budget is kept back for redone fast steps (the plan's own slack is
+# added to it). At the defaults the guard's redone steps cost 0.1-0.5% of a run (benchmarks/results/
+# multiscale_tables.md); steps beyond the allowance are not redone, so a run never spends more than its budget.
+_REDO_SHARE = 0.01
 
 # Table 8 of the paper (MultALMC; MultCDiff uses the same eps and friction): schedule, eps,
 # (Gamma_min, Gamma_max), h, keyed by the catalogue's names.
@@ -382,24 +396,35 @@ def _fast_pull(lam, noise_kind, alpha, noise_var, d):
 
 
 @_jit
-def _guarded_fast_step(logp_grad, args, frame, rng, y, delta, lips, p, bound, theta, mu, nu, kappa, m, k, inv_tau,
+def _guarded_fast_step(logp_grad, args, frame, rng, y, delta, guard, p, bound, theta, mu, nu, kappa, m, k, inv_tau,
                        beta, gamma, work):
     """One SK-ROCK step of the fast variable y of particle p with a per-particle guard: the step is
-    at most theta x bound / lips[p] (the particle's running secant estimate of Lip(f)), and a step
-    whose own secant estimate puts it beyond SK-ROCK's ``bound``, or that is non-finite, is undone
-    and redone shorter (up to 8 times, then y stays put; every evaluation is counted). The pilot's curvature is an estimate from a few points:
-    on eight schools its spread over seeds was 2-180, and a fast chain that met a curvature
-    above it diverged within a few steps. ``work`` is scratch of shape (10, d). Returns gradients."""
+    at most theta x bound / guard[p, _LIP] (the particle's running secant estimate of Lip(f)), and a
+    step whose own secant estimate puts it beyond SK-ROCK's ``bound``, or that is non-finite, is
+    undone and redone shorter (up to 8 times, then y stays put). The pilot's curvature is an
+    estimate from a few points: on eight schools its spread over seeds was 2-180, and a fast chain
+    that met a curvature above it diverged within a few steps. A redo is paid from
+    guard[p, _LEFT]: when that cannot pay for one more step, the unstable step is undone and not
+    redone (y stays put; the shorter step the estimate asks for starts the next iteration), so that
+    a run with a budget never exceeds it. ``work`` is scratch of shape (10, d). Returns gradients
+    (every one counted)."""
     save = work[9]
     for i in range(y.size):
         save[i] = y[i]
     dl = delta
-    if lips[p] > 0.0 and dl * lips[p] > theta * bound:
-        dl = theta * bound / lips[p]
+    lip = guard[p, _LIP]
+    if lip > 0.0 and dl * lip > theta * bound:
+        dl = theta * bound / lip
     n = 0
     est = 0.0
     accepted = False
-    for _ in range(8):
+    for attempt in range(8):
+        if attempt > 0:
+            if guard[p, _LEFT] < mu.size - 1:
+                guard[p, _REFUSED] += 1.0
+                break
+            guard[p, _LEFT] -= mu.size - 1
+            guard[p, _REDONE] += mu.size - 1
         ng, est = skrock_step_in_frame(logp_grad, args, frame, rng, y, dl, mu, nu, kappa, m, k, inv_tau, beta, gamma,
                                        work[:9])
         n += ng
@@ -411,10 +436,15 @@ def _guarded_fast_step(logp_grad, args, frame, rng, y, delta, lips, p, bound, th
         for i in range(y.size):
             y[i] = save[i]
         dl = theta * bound / est if (np.isfinite(est) and est > 0.0) else 0.1 * dl
-    if not accepted:  # no stable step found: the fast chain stays where it was for this iteration
+    if accepted:
+        guard[p, _LIP] = max(est, 0.98 * lip)
+    else:  # no stable step found: the fast chain stays where it was for this iteration, and the next starts from
+        # the shorter step the last attempt asked for (a diverged attempt has no finite estimate to remember)
         for i in range(y.size):
             y[i] = save[i]
-    lips[p] = max(est, 0.98 * lips[p]) if np.isfinite(est) else lips[p]
+        shorter = theta * bound / dl if dl > 0.0 else np.inf
+        if np.isfinite(shorter):
+            guard[p, _LIP] = max(lip, shorter)
     return n
 
 
@@ -522,12 +552,12 @@ def langevin_phase_chunk(logp_grad, args, frame, rng, xs, vs, gs, lps, n_rows, h
 
 @_jit
 def multalmc_chunk(logp_grad, args, frame, rng, xs, vs, ys, gys, lam_c, lam_n, frictions, h, deltas, lam_tilde,
-                   underdamped, noise_kind, alpha, noise_var, mu, nu, kappa, lips, bound, theta, cache, work, n_grad,
+                   underdamped, noise_kind, alpha, noise_var, mu, nu, kappa, guard, bound, theta, cache, work, n_grad,
                    out_norm, drift_scale):
     """Iterations of MultALMC before its plain-Langevin phase (one per entry of ``lam_c``: the
     clamped lambda at the iteration's start and end, the friction and the fast step ``deltas``
     = h / eps), for every particle, in place. ``cache[0]`` is the lambda at which ``gys`` holds
-    grad log pi(y / sqrt(lambda)) (-1: none). ``work`` is scratch of shape (13, d); ``lips``
+    grad log pi(y / sqrt(lambda)) (-1: none). ``work`` is scratch of shape (13, d); ``guard``
     the fast steps' guard (``_guarded_fast_step``).
     ``drift_scale`` multiplies the slow drift: 1, anything else is a mutant for the tests."""
     n, d = xs.shape
@@ -553,7 +583,7 @@ def multalmc_chunk(logp_grad, args, frame, rng, xs, vs, ys, gys, lam_c, lam_n, f
                 a_step(x, v, inv_mass, h)
             else:
                 ula_step(rng, x, force, h)
-            ng += _guarded_fast_step(logp_grad, args, frame, rng, y, deltas[r], lips, p, bound, theta, mu, nu, kappa, x,
+            ng += _guarded_fast_step(logp_grad, args, frame, rng, y, deltas[r], guard, p, bound, theta, mu, nu, kappa, x,
                                      k, inv_tau, beta, beta, work)
             if underdamped:
                 # the second half-kick at the new (x, y); its target gradient is the next first half-kick's
@@ -571,7 +601,7 @@ def multalmc_chunk(logp_grad, args, frame, rng, xs, vs, ys, gys, lam_c, lam_n, f
 
 @_jit
 def multcdiff_ou_chunk(logp_grad, args, frame, rng, xs, ys, a_now, var_now, a_next, var_next, etas, deltas, mu, nu,
-                       kappa, lips, bound, theta, work, n_grad, out_norm):
+                       kappa, guard, bound, theta, work, n_grad, out_norm):
     """Reverse Ornstein-Uhlenbeck steps s -> s - eta with the Tweedie score (y - x) / var_s from the
     scaled fast variable y (the estimate of a_s E[x0 | x]), then an SK-ROCK step (``deltas``) of y
     towards rho(y) proportional to pi(y / a) N(x; y, var) at the step's end."""
@@ -588,7 +618,7 @@ def multcdiff_ou_chunk(logp_grad, args, frame, rng, xs, ys, a_now, var_now, a_ne
                 score[i] = (y[i] - x[i]) / var
             total += norm(score)
             exponential_integrator_step(rng, x, score, eta, 2.0)
-            n_grad[p] += _guarded_fast_step(logp_grad, args, frame, rng, y, deltas[r], lips, p, bound, theta, mu, nu,
+            n_grad[p] += _guarded_fast_step(logp_grad, args, frame, rng, y, deltas[r], guard, p, bound, theta, mu, nu,
                                             kappa, x, k, 0.0, beta, beta, work)
         out_norm[r] = total / n
 
@@ -606,7 +636,7 @@ def _linear_half(rng, x, v, e, chol):
 
 @_jit
 def multcdiff_cld_chunk(logp_grad, args, frame, rng, xs, vs, ys, trans, chols, forcing, pull, mix_x, mix_v, scale,
-                        etas, deltas, mu, nu, kappa, lips, bound, theta, work, n_grad, out_norm):
+                        etas, deltas, mu, nu, kappa, guard, bound, theta, work, n_grad, out_norm):
     """Reverse critically damped steps: half the linear part exactly (``trans``, ``chols``), the
     Euler step v += eta ``forcing`` y of the Y-dependent drift, an SK-ROCK step (``deltas``) of y
     towards pi(y / c_x) N((x, v); y c / c_x, Sigma) (pull k = ``pull``, centre mix_x x + mix_v v,
@@ -622,7 +652,7 @@ def multcdiff_cld_chunk(logp_grad, args, frame, rng, xs, vs, ys, trans, chols, f
                 v[i] += etas[r] * forcing[r] * y[i]
                 centre[i] = mix_x[r] * x[i] + mix_v[r] * v[i]
             total += abs(forcing[r]) * norm(y)
-            n_grad[p] += _guarded_fast_step(logp_grad, args, frame, rng, y, deltas[r], lips, p, bound, theta, mu, nu,
+            n_grad[p] += _guarded_fast_step(logp_grad, args, frame, rng, y, deltas[r], guard, p, bound, theta, mu, nu,
                                             kappa, centre, pull[r], 0.0, scale[r], scale[r], work)
             _linear_half(rng, x, v, trans[r], chols[r])
         out_norm[r] = total / n
@@ -876,6 +906,7 @@ def _resample_pool(target, frame, rng, n_pool, draws):
 class _MultiscaleRun(ParticleRun):
     step_stat_dtypes: ClassVar[dict] = {"lambda": np.float64, "friction": np.float64, "drift_norm": np.float64,
                                         "regime": np.int8, "fast_step": np.float64}
+    redo_share: ClassVar[float] = _REDO_SHARE  # the tests' mutant sets 0 (the plan of the old behaviour)
 
     def _pilot(self, settings, target, rng, init, draws, budget_per_particle):
         """Standardisation (frame), curvature and the tuned h and frictions; returns the budget
@@ -962,11 +993,19 @@ class _MultiscaleRun(ParticleRun):
         self.vs = np.zeros((draws, d))
         self.gs = np.zeros((draws, d))
         self.work = np.zeros((13, d))
-        self.lips = np.zeros(draws)
+        self.guard = np.zeros((draws, _GUARD_COLUMNS))
+        self.guard[:, _LEFT] = np.inf  # without a budget; the runs set it from theirs
         self.bound = stability_bound(settings.stages, settings.damping)
         self.cache = np.array([-1.0, 0.0])  # [which gradients gs / gys hold, final-phase rejections]
         self.lps = np.zeros(draws)
         self.norms = np.zeros(n_steps)
+
+    def _allow_redos(self, left, planned):
+        """The gradients each particle may spend on redone fast steps: with a budget, what is left of
+        its share after the planned iterations (``_REDO_SHARE`` of it was kept back for this);
+        without one, no limit."""
+        if left is not None:
+            self.guard[:, _LEFT] = np.floor(left - planned)
 
     def _finish(self):
         self.particles[:] = frame_to_x(self.frame, self.xs)
@@ -983,7 +1022,8 @@ class _MultiscaleRun(ParticleRun):
                "fast_step_max": float(fast.max()) if fast.size else np.nan,
                "skrock_bound": stability_bound(s.stages, s.damping),
                "pilot_evals": int(self.pilot_logp + self.pilot_grad), "covering_variance": float(self.spread),
-               "final_rejections": int(self.cache[1])}
+               "final_rejections": int(self.cache[1]), "redone_evals": int(self.guard[:, _REDONE].sum()),
+               "steps_not_redone": int(self.guard[:, _REFUSED].sum())}
         if s.resamples_init:
             out.update(init_ess=self.init_ess, init_beta=self.init_beta)
         if kind:
@@ -1000,9 +1040,10 @@ class MultALMCRun(_MultiscaleRun):
         if left is not None:
             n_steps = steps_for_budget("multalmc", lambda L: int(multalmc_cost(settings, multalmc_plan(settings, L,
                                                                                                        self.friction)).sum()),
-                                       left)
+                                       (1.0 - self.redo_share) * left)
         self._common(settings, target, rng, draws, n_steps)
         self.plan = multalmc_plan(settings, n_steps, self.friction)
+        self._allow_redos(left, multalmc_cost(settings, self.plan).sum())
         d = target.dim
         sigma = settings.noise_scale
         z = rng.standard_normal((draws, d))
@@ -1031,7 +1072,7 @@ class MultALMCRun(_MultiscaleRun):
             multalmc_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.vs, self.ys, self.gs,
                            p["lam_c"][start:split], p["lam_n"][start:split], p["friction"][start:split], self.h,
                            self.deltas[start:split], s.lambda_tilde, s.underdamped, NOISES.index(s.noise),
-                           s.tail_index, s.noise_scale**2, c.mu, c.nu, c.kappa, self.lips, self.bound, s.stability,
+                           s.tail_index, s.noise_scale**2, c.mu, c.nu, c.kappa, self.guard, self.bound, s.stability,
                            self.cache, self.work, self.n_grad,
                            self.norms[start:split], self.drift_scale)
         if stop > split:
@@ -1049,9 +1090,10 @@ class MultCDiffRun(_MultiscaleRun):
         left = self._pilot(settings, target, rng, init, draws, budget_per_particle)
         n_steps = settings.n_steps
         if left is not None:
-            n_steps = steps_for_budget("multcdiff", lambda L: cdiff_total_cost(settings, L), left)
+            n_steps = steps_for_budget("multcdiff", lambda L: cdiff_total_cost(settings, L), (1.0 - self.redo_share) * left)
         self._common(settings, target, rng, draws, n_steps)
         self.plan = cdiff_plan(settings, n_steps)
+        self._allow_redos(left, cdiff_total_cost(settings, n_steps))
         d = target.dim
         self.xs[:] = rng.standard_normal((draws, d))
         g = settings.cld_friction
@@ -1106,12 +1148,12 @@ class MultCDiffRun(_MultiscaleRun):
                 multcdiff_cld_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.vs, self.ys,
                                     self.trans[sl], self.chols[sl], self.forcing[sl], self.pull[sl], self.mix_x[sl],
                                     self.mix_v[sl], self.scale[sl], self.etas[sl], self.deltas[sl], c.mu, c.nu,
-                                    c.kappa, self.lips, self.bound, s.stability, self.work, self.n_grad, self.norms[sl])
+                                    c.kappa, self.guard, self.bound, s.stability, self.work, self.n_grad, self.norms[sl])
             else:
                 o = self.ou
                 multcdiff_ou_chunk(t.logp_grad_fn, t.kernel_args, self.frame, self.rng, self.xs, self.ys,
                                    o["a_now"][sl], o["var_now"][sl], o["a_next"][sl], o["var_next"][sl], o["eta"][sl],
-                                   self.deltas[sl], c.mu, c.nu, c.kappa, self.lips, self.bound, s.stability, self.work,
+                                   self.deltas[sl], c.mu, c.nu, c.kappa, self.guard, self.bound, s.stability, self.work,
                                    self.n_grad, self.norms[sl])
         if stop > split:
             inv_mass = np.full(t.dim, 1.0 / self.mass)

@@ -19,7 +19,7 @@ import mcsample as mc
 from mcsample import Target
 from mcsample._core.diffusion import cld_conditional
 from mcsample._core.skrock import skrock_coefficients, skrock_step_in_frame
-from mcsample.samplers.multiscale import (MultALMC, MultALMCRun, MultCDiff, _fast_pull, _slow_drift,
+from mcsample.samplers.multiscale import (_LEFT, MultALMC, MultALMCRun, MultCDiff, _fast_pull, _slow_drift,
                                           cdiff_total_cost, cld_scaled_precisions, langevin_phase_chunk,
                                           multalmc_cost, multalmc_plan)
 from mcsample._core.slice import identity_frame
@@ -221,6 +221,65 @@ def test_budget_sets_the_iterations(gauss):
     assert idata.attrs["n_steps"] > 600
     with pytest.raises(ValueError, match="fewer than 100"):
         mc.sample(gauss.target, "multcdiff", draws=4, chains=1, seed=1, progressbar=False, max_evals=4 * 300.0)
+
+
+class _UnlimitedRedoRun(MultALMCRun):
+    """The old behaviour as a mutant: the whole budget planned, redone fast steps paid outside it."""
+    redo_share = 0.0
+
+    def _allow_redos(self, left, planned):
+        pass
+
+
+class _UnlimitedRedo(MultALMC):
+    def start_run(self, target, rng, init, tune, draws, budget_per_particle):
+        return _UnlimitedRedoRun(self, target, rng, init, draws, budget_per_particle)
+
+
+# The paper's 8-MoG fast step (h / eps = 0.05, raw units) on a spike of sd 0.01 (curvature 1e4) inside a unit
+# Gaussian: every time a fast chain wanders into the spike its step is ~10x beyond SK-ROCK's bound, so the guard
+# redoes steps all along the run (measured: 1% of the budget at 2,000 gradients per particle, and more wanted).
+_PAPER_FAST = dict(step_size=0.005, eps=0.1, friction=(0.07, 0.5))
+
+
+def _spike():
+    return models.mixture([0.5, 0.5], [[0.0], [0.0]], [[0.01], [1.0]]).target
+
+
+@pytest.mark.parametrize("sampler", [MultALMC, MultCDiff])
+def test_redone_fast_steps_never_exceed_the_budget(sampler):
+    """On the spike the guard redoes fast steps on every particle. With ``max_evals`` the run must
+    spend at most its budget, with the redone steps' gradients counted in ``tuned`` and finite
+    particles. The mutant that plans the whole budget and pays redone steps outside it (the old
+    behaviour) overruns the same budget."""
+    budget = 4 * 2000.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        idata = mc.sample(_spike(), sampler(**_PAPER_FAST), draws=4, chains=1, seed=1, progressbar=False,
+                          max_evals=budget)
+    tuned = idata.attrs["tuned"]
+    tuned = (json.loads(tuned) if isinstance(tuned, str) else tuned)[0]
+    assert idata.attrs["n_grad"] + idata.attrs["n_logp"] <= budget
+    assert tuned["redone_evals"] > 0, tuned
+    assert np.all(np.isfinite(idata["posterior"]["x"].values))
+    if sampler is MultALMC:
+        mutant = mc.sample(_spike(), _UnlimitedRedo(**_PAPER_FAST), draws=4, chains=1, seed=1, progressbar=False,
+                           max_evals=budget)
+        assert mutant.attrs["n_grad"] + mutant.attrs["n_logp"] > budget
+
+
+def test_fast_steps_beyond_the_redo_allowance_are_left_undone():
+    """With no gradients left for redone steps, an unstable fast step is undone and not redone: each
+    particle spends exactly the plan's gradients, the refusals are counted, and the next steps
+    start shorter (particles finite)."""
+    cfg = MultALMC(**_PAPER_FAST)
+    run = cfg.start_run(_spike(), np.random.default_rng(1), None, 0, 4, 2000.0)
+    run.guard[:, _LEFT] = 0.0
+    run.advance(0, run.total)
+    np.testing.assert_array_equal(run.n_grad, multalmc_cost(cfg, run.plan).sum())
+    tuned = run.tuned()
+    assert tuned["steps_not_redone"] > 0 and tuned["redone_evals"] == 0, tuned
+    assert np.all(np.isfinite(run.particles))
 
 
 # -- settings ---------------------------------------------------------------------------------------
