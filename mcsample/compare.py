@@ -78,8 +78,9 @@ def compare(target, samplers, *, budget, chains=4, seed=0, executor=None, refere
         rows.append(row)
         if x is not None:
             draws[row["sampler"]] = x
-    columns = [k for k in rows[0] if k != "sampler"]
-    ds = xr.Dataset({k: ("sampler", [r.get(k) for r in rows]) for k in columns},
+    _add_floors(rows, draws, reference, seed, sinkhorn)
+    columns = list(_COLUMNS) + [f"{k}_floor" for k in _FLOORED if any(f"{k}_floor" in r for r in rows)]
+    ds = xr.Dataset({k: ("sampler", [r.get(k, np.nan) for r in rows]) for k in columns},
                     coords={"sampler": [r["sampler"] for r in rows]})
     ds.attrs.update(target=target.name, dim=target.dim, budget=float(budget), chains=chains, seed=seed,
                     reference=reference.source if reference is not None else "none",
@@ -158,7 +159,10 @@ def _thin(x, n):
 
 
 def _distances(reference, flat, seed, sinkhorn=False):
-    x = reference.to_reference_scale(flat)
+    return _reference_scale_distances(reference, reference.to_reference_scale(flat), seed, sinkhorn)
+
+
+def _reference_scale_distances(reference, x, seed, sinkhorn=False):
     ref = reference.draws
     out = {"mean_error": float(metrics.standardized_mean_error(x, reference.mean, reference.sd).max()),
            "log_sd_ratio": float(np.abs(metrics.log_sd_ratio(x, reference.sd)).max())}
@@ -180,6 +184,44 @@ def _distances(reference, flat, seed, sinkhorn=False):
     return out
 
 
+_FLOOR_RESAMPLES = 5
+_FLOORED = ("mean_error", "log_sd_ratio", "sliced_w2", "w2", "mmd", "sinkhorn_w2", "sliced_ks", "mode_tv",
+            "mode_coverage")
+
+
+def monte_carlo_floor(reference, n, seed=0, *, resamples=_FLOOR_RESAMPLES, sinkhorn=False) -> dict:
+    """Each distance's Monte Carlo floor for ``n`` draws: its median over ``resamples`` sets of
+    ``n`` exact draws (the reference's own, without replacement) measured against the reference
+    exactly as a sampler's draws are. A sampler's value near its floor is what ``n`` exact draws
+    would give; only the excess is the method's error. With ``n`` at or above the reference's
+    draws the set is the whole reference: the floor is then what the reference can resolve
+    (0 for the sliced distances; the subsampled W2 and MMD keep their own noise). Draws of a
+    Markov chain are correlated, so its floor at its ESS would be higher than at ``n``.
+    Empty when the reference has no draws."""
+    ref = reference.draws
+    if ref is None:
+        return {}
+    n = int(min(n, len(ref)))
+    rng = np.random.default_rng([seed, n, 0xF1])  # the floor of a row depends on (reference, n, seed) only
+    sets = [ref] if n == len(ref) else [ref[rng.choice(len(ref), n, replace=False)] for _ in range(resamples)]
+    values = [_reference_scale_distances(reference, x, seed, sinkhorn) for x in sets]
+    return {k: float(np.median([v[k] for v in values])) for k in values[0]}
+
+
+def _add_floors(rows, draws, reference, seed, sinkhorn):
+    """``*_floor`` columns: one floor per distinct draw count (several samplers share one)."""
+    if reference is None or reference.draws is None:
+        return
+    floors = {}
+    for row in rows:
+        x = draws.get(row["sampler"])
+        if x is None:
+            continue
+        if len(x) not in floors:
+            floors[len(x)] = monte_carlo_floor(reference, len(x), seed, sinkhorn=sinkhorn)
+        row.update({f"{k}_floor": v for k, v in floors[len(x)].items()})
+
+
 _COLUMNS = ["status", "evals", "n_grad", "n_logp", "wall_time", "draws", "ess_bulk", "ess_tail", "rhat",
             "mean_error", "log_sd_ratio", "sliced_w2", "w2", "mmd", "sinkhorn_w2", "sliced_ks", "mode_tv",
             "mode_coverage"]
@@ -188,19 +230,33 @@ _COLUMNS = ["status", "evals", "n_grad", "n_logp", "wall_time", "draws", "ess_bu
 def _complete(row):
     for k in _COLUMNS:
         row.setdefault(k, "" if k == "status" else np.nan)
-    return {"sampler": row["sampler"], **{k: row[k] for k in _COLUMNS}}
+    return {"sampler": row["sampler"], **{k: row[k] for k in _COLUMNS},
+            **{k: v for k, v in row.items() if k.endswith("_floor")}}
 
 
 def format_table(ds) -> str:
     """The comparison as a fixed-width table, one row per sampler."""
     import pandas as pd
-    df = ds.drop_vars("status").to_dataframe()
-    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
-        text = df.dropna(axis=1, how="all").to_string()
+    floors = [k for k in ds.data_vars if k.endswith("_floor")]
+    df = ds.drop_vars(["status"] + floors).to_dataframe().dropna(axis=1, how="all")
+    counts = {"evals", "n_grad", "n_logp", "draws"}
+    df = pd.DataFrame({c: ["" if not np.isfinite(v) else (f"{v:.0f}" if c in counts else f"{v:.4g}") for v in df[c]]
+                       for c in df}, index=df.index)
+    for k in floors:  # "value (floor)": the floor is what as many exact draws would score
+        metric = k[:-len("_floor")]
+        if metric in df:
+            df[metric] = [f"{v} ({f:.2g})" if v and np.isfinite(f) else v
+                          for v, f in zip(df[metric], ds[k].values)]
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        text = df.to_string()
     notes = [f"{s}: {st}" for s, st in zip(ds["sampler"].values, ds["status"].values) if st != "ok"]
     header = (f"{ds.attrs['target']} (d={ds.attrs['dim']}), budget {ds.attrs['budget']:.3g} evaluations "
               f"per sampler ({ds.attrs['cost_unit']}), {ds.attrs['chains']} chains, seed {ds.attrs['seed']}; "
               f"reference: {ds.attrs['reference']}")
+    if floors:
+        header += ("\ndraws: per chain (a particle sampler's chain is one run of that many particles); "
+                   "value (floor): the floor is the median of the same metric for as many exact draws "
+                   "from the reference, what Monte Carlo error alone gives")
     return "\n".join([header, text] + notes)
 
 

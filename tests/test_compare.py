@@ -44,7 +44,33 @@ def test_budget_is_enforced_and_failures_get_a_row(gauss, tmp_path):
         assert (tmp_path / name).exists(), name
     back = xr.open_dataset(tmp_path / "comparison.nc")
     assert list(back["sampler"].values) == ["nuts", "broken"]
-    assert "broken" in cmp.format_table(ds)
+    # each distance has its floor beside it, in the file and in the table ("value (floor)")
+    assert np.isfinite(float(back["sliced_w2_floor"].sel(sampler="nuts")))
+    assert np.isnan(float(back["sliced_w2_floor"].sel(sampler="broken")))
+    table = cmp.format_table(ds)
+    assert "broken" in table and f"({float(nuts['mean_error_floor']):.2g})" in table
+
+
+@pytest.fixture(scope="module")
+def small_ref():  # few reference draws keep the floors' many distances cheap
+    return gaussians.diagonal(np.array([1.0, -1.0]), np.array([1.0, 3.0]), "g2", n_exact=1500)[1]
+
+
+def test_floor_is_zero_for_the_whole_reference_and_shrinks_with_n(small_ref):
+    whole = cmp.monte_carlo_floor(small_ref, 10**6, seed=1)  # capped at the reference's draws
+    assert whole["sliced_w2"] == 0.0 and whole["sliced_ks"] == 0.0 and whole["mmd"] < 0
+    assert whole["mean_error"] < 3 / np.sqrt(1500)  # the reference's own draws: ~N(0, 1/N) per axis
+    floors = [cmp.monte_carlo_floor(small_ref, n, seed=1) for n in (20, 150)]
+    for k in ("mean_error", "log_sd_ratio", "sliced_w2", "sliced_ks", "w2"):
+        assert floors[0][k] > floors[1][k] > whole[k], k
+
+
+def test_floor_of_the_mean_error_matches_its_sampling_law(small_ref):
+    # n exact draws: the max over 2 axes of |N(0, 1/n)| has median 1.052 / sqrt(n) ((2 Phi(q) - 1)^2 = 1/2);
+    # the median of 25 resamples has sd ~0.17 / sqrt(n) (density of the max at its median ~0.55)
+    n = 40
+    floor = cmp.monte_carlo_floor(small_ref, n, seed=2, resamples=25)["mean_error"]
+    assert abs(floor * np.sqrt(n) - 1.052) < 4 * 0.17
 
 
 def test_budget_too_small_for_warmup_is_reported(gauss):
