@@ -31,14 +31,19 @@ _PRELOAD = []  # the thread importing ArviZ in the background, once started
 
 
 def preload() -> None:
-    """Start importing what the result needs in a background thread, so that a ``sample()`` does
-    not wait for it after its chains finish (the chains' kernels release the GIL, and so does
-    LLVM while numba compiles): ArviZ on 0.x (~3 s), xarray on 1.x (~0.6 s; sampling never
-    imports ArviZ 1.x)."""
+    """Start importing what the result needs in a background thread, so that ``sample()`` does
+    not wait for it after its chains finish: ArviZ on 0.x (~3-4 s), xarray on 1.x (~0.6 s;
+    sampling never imports ArviZ 1.x). ``Target(...)`` calls it first, so that the import also
+    overlaps the compile of the user's functions (LLVM's passes release the GIL), and
+    ``sample()`` again. ``MCSAMPLE_PRELOAD=0`` in the environment turns it off (the import then
+    happens when the first result is built)."""
+    import os
     import sys
     import threading
+    if _PRELOAD or os.environ.get("MCSAMPLE_PRELOAD", "1").strip().lower() in ("0", "false", "no", "off"):
+        return
     module = "xarray" if arviz_major() >= 1 else "arviz"
-    if _PRELOAD or module in sys.modules:
+    if module in sys.modules:
         return
     # catch_warnings is not thread-safe (it swaps the process's filters): a lasting, narrow filter
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
@@ -49,21 +54,72 @@ def preload() -> None:
 
 
 def _import_quietly(module):
-    import importlib
     try:
-        importlib.import_module(module)
+        _import(module)
     except Exception:  # noqa: BLE001 - the first foreground use reports it
         pass
 
 
+def _import(module):
+    import importlib
+    if module != "arviz":
+        return importlib.import_module(module)
+    with _cached_numba_ufuncs():
+        return importlib.import_module(module)
+
+
+class _cached_numba_ufuncs:
+    """While ArviZ is imported, ArviZ's eagerly typed numba ufuncs are compiled with
+    ``cache=True``. ArviZ 0.x builds ``arviz.stats.ecdf_utils._binom_pmf`` with
+    ``numba.vectorize([signature])`` at import, which compiles it there and then, without a cache:
+    0.8 s of every ``import arviz`` (a third of its cost outside scipy and matplotlib; measured
+    with ``python -X importtime``). Cached, a new process loads it from numba's cache
+    (``NUMBA_CACHE_DIR``, else ArviZ's ``__pycache__`` or the user-wide numba cache) in a few ms.
+    ArviZ is not modified: ``numba.vectorize`` is wrapped for the duration of the import and only
+    calls made from ``arviz.*`` modules with a signature list get ``cache=True``; any other call
+    passes through unchanged, and the original is restored afterwards."""
+
+    def __enter__(self):
+        import sys
+
+        import numba
+        self._numba, self._original = numba, numba.vectorize
+        original = self._original
+
+        def vectorize(*args, **kwargs):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if (not (caller == "arviz" or caller.startswith("arviz.")) or not args
+                    or not isinstance(args[0], (list, tuple)) or "cache" in kwargs):
+                return original(*args, **kwargs)
+            cached = original(*args, cache=True, **kwargs)
+
+            def decorate(func):
+                try:
+                    return cached(func)
+                except RuntimeError:  # no writable cache directory: compile as ArviZ asked
+                    return original(*args, **kwargs)(func)
+
+            return decorate
+
+        numba.vectorize = vectorize
+        return self
+
+    def __exit__(self, *exc):
+        self._numba.vectorize = self._original
+        return False
+
+
 def _az():
-    """ArviZ, imported on first use: it costs 2-3 s, which `import mcsample` should not pay."""
+    """ArviZ, imported on first use: it costs 3-4 s, which `import mcsample` should not pay."""
     if _PRELOAD:
         _PRELOAD[0].join()
+    import sys
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.2x announces its 1.0 refactor
-        import arviz
-    return arviz
+        if "arviz" in sys.modules:  # the import statement still waits for another thread's import
+            import arviz
+            return arviz
+        return _import("arviz")
 
 
 @functools.cache
