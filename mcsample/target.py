@@ -9,14 +9,16 @@ the user's data. The user's functions are wrapped in ``numba.cfunc`` guards of t
 
 which numba types as first-class ``FunctionType``s, and kernels call ``fn(x, *kernel_args)``
 with ``kernel_args == (address,)``. A kernel is therefore compiled once per machine and served
-from the on-disk cache to every target and process; only the small guard, which rebuilds the
-data arrays from the address and calls the user's function, is compiled per data signature
-(see "type erasure" below).
+from the on-disk cache to every target and process. Per data signature only a small function
+without a try block is compiled, which rebuilds the data arrays from the address and calls the
+user's function; the cfunc that catches its exceptions is one for every target, compiled once
+per machine (see "the guard" and "type erasure" below).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -32,6 +34,8 @@ import numba.np.numpy_support
 import numpy as np
 from numba import types
 from numba.core.registry import CPUDispatcher
+
+from . import _arviz
 
 __all__ = ["Target"]
 
@@ -53,17 +57,62 @@ def _is_numba_function(f) -> bool:
     return isinstance(f, CPUDispatcher)
 
 
+# -- the guard ----------------------------------------------------------------------------------
+#
 # Kernels call the user's function through a cfunc, which cannot pass an exception on: numba
 # prints "Exception ignored" and returns a garbage default (0.0, or a null gradient array that
 # crashes the kernel). So the cfunc is a guard around the user's dispatcher: an exception (a
 # division by zero at an extreme point, say) or a gradient of the wrong length becomes NaN, which
-# the samplers treat as a rejected proposal or a divergence. The guard is generated per data layout
-# and compiled per target (the user's own function is served from its cache).
-# Only the user's call sits inside the try: numba compiles every statement of a try block with its
-# own exception checks, and the whole guard inside one took ~4x longer to compile (7.2 s against
-# 1.9 s for gauss100's logp_grad on a loaded machine), the dominant cost of a new target. A gradient the user returns as float64[::1] is passed on as it is
-# ("logp_grad_view"); only other dtypes or layouts are copied ("logp_grad"). The try/except
-# itself costs no measurable time per call (benchmarks/guard_overhead.py).
+# the samplers treat as a rejected proposal or a divergence. A gradient the user returns as
+# float64[::1] is passed on as it is ("logp_grad_view"); only other dtypes or layouts are copied
+# ("logp_grad").
+#
+# A try block is what a new data signature paid for most: numba compiled the guard with one in
+# ~1.5 s of CPU against ~0.5 s without (benchmarks/first_draw_split.py). So for erased data (the
+# usual case) the guard is split in two:
+# - per data signature, ``_INNERS``: a plain function without try, of the fixed type
+#   ``(int64 x address, int64 x size, int64 data address)``, that rebuilds x and the data and
+#   calls the user's function. x arrives as an address because an exception skips the release of
+#   whatever references the raising frames hold: an x passed as an array would keep one more
+#   reference per exception, and never be freed;
+# - one cfunc per kind for every target (``_erased_guard``), compiled once per machine, that calls
+#   the inner function through its address with numba's own calling convention
+#   (``_caught_call``), which returns an error status instead of raising, and turns an error into
+#   NaN. The inner's address travels in the kernel_args block, next to the data's.
+# Data that keep their types in the kernels (strings, lists, ...) still get a guard with a try
+# block per target (``_GUARDS``): they cannot share a signature anyway.
+_INNERS = {
+    "logp": """
+def inner(xp, n{params}):
+    x = carray(_pointer(xp, np.float64), n)
+{prelude}    return float(user(x{call}))
+""",
+    "logp_grad": """
+def inner(xp, n{params}):
+    x = carray(_pointer(xp, np.float64), n)
+{prelude}    lp, g = user(x{call})
+    out = np.empty(x.size)
+    if g.size != x.size:
+        for i in range(x.size):
+            out[i] = np.nan
+        return np.nan, out
+    for i in range(x.size):  # any dtype or layout the user returns, as float64[::1]
+        out[i] = g[i]
+    return float(lp), out
+""",
+    "logp_grad_view": """
+def inner(xp, n{params}):
+    x = carray(_pointer(xp, np.float64), n)
+{prelude}    lp, g = user(x{call})
+    if g.size != x.size:
+        out = np.empty(x.size)
+        for i in range(x.size):
+            out[i] = np.nan
+        return np.nan, out
+    return float(lp), g
+""",
+}
+
 _GUARDS = {
     "logp": """
 def guarded(x{params}):
@@ -112,12 +161,14 @@ def guarded(x{params}):
 # the kernels see the fixed types
 #     logp:      float64(float64[::1] x, int64 address)
 #     logp_grad: Tuple(float64, float64[::1])(float64[::1] x, int64 address)
-# and ``kernel_args == (address,)``, the address of an int64 block that holds, per array, its
-# data pointer and shape (scalars sit in one-element arrays). The guard generated for a target
-# rebuilds the arrays from the block with ``numba.carray`` (no copy) and calls the user's
-# function with them: only that small guard is compiled per data signature, and the kernels once
-# per machine. Data numba cannot rebuild from memory (strings, lists, typed containers, records,
-# non-contiguous arrays inside tuples) keep their own types in the kernels' signature instead.
+# and ``kernel_args == (address,)``, the address of a header of three int64: the addresses of the
+# inner logp and logp_grad functions (0 until compiled) and of the data block, which holds, per
+# array, its data pointer and shape (scalars sit in one-element arrays). The inner function
+# generated for a data layout rebuilds the arrays from the block with ``numba.carray`` (no copy)
+# and calls the user's function with them: only that small function is compiled per data
+# signature, and the kernels and the guards once per machine. Data numba cannot rebuild from
+# memory (strings, lists, typed containers, records, non-contiguous arrays inside tuples) keep
+# their own types in the kernels' signature instead.
 
 _ERASED_ARGS = (types.int64,)
 _LP_RETURN = types.float64
@@ -162,6 +213,7 @@ class _DataLayout(NamedTuple):
     kernel_types: tuple  # numba types of kernel_args (the cfunc's parameters after x)
     kernel_args: tuple  # what kernels pass after x
     keep: tuple  # arrays that must live as long as the target (the block and scalar boxes)
+    header: np.ndarray | None = None  # erased: [inner logp, inner logp_grad, data block] addresses
 
 
 def _typed_layout(arg_types, kernel_args):
@@ -204,20 +256,22 @@ def _data_layout(args) -> _DataLayout:
     except _NotErasable:
         return _typed_layout(arg_types, args)
     meta = np.array(block + [0], dtype=np.int64)  # never empty: its address must be a real one
+    header = np.array([0, 0, meta.ctypes.data], dtype=np.int64)
     prelude = f"    meta = carray(_pointer(addr, np.int64), {meta.size})\n"
     return _DataLayout(True, ", addr", prelude, "".join(f", {src}" for src, _ in rebuilt),
-                       tuple(t for _, t in rebuilt), _ERASED_ARGS, (_DataAddress(meta, keep),), (meta, *keep))
+                       tuple(t for _, t in rebuilt), _ERASED_ARGS, (_DataAddress(header, (meta, *keep)),),
+                       (header, meta, *keep), header)
 
 
 class _DataAddress(int):
-    """The data block's address as kernels receive it (an int64), holding the block and every
-    array it points into alive as long as anything holds it: ``kernel_args`` may outlive its
-    Target (``fn, args = t.logp_grad_fn, t.kernel_args``), and a freed block would be read as
-    garbage."""
+    """The header's address as kernels receive it (an int64), holding the header, the data block
+    and every array it points into alive as long as anything holds it: ``kernel_args`` may
+    outlive its Target (``fn, args = t.logp_grad_fn, t.kernel_args``), and a freed block would be
+    read as garbage."""
 
-    def __new__(cls, meta, keep):
-        self = super().__new__(cls, meta.ctypes.data)
-        self.keep = (meta, *keep)
+    def __new__(cls, header, keep):
+        self = super().__new__(cls, header.ctypes.data)
+        self.keep = (header, *keep)
         return self
 
     def __reduce__(self):  # a copy in another process would point nowhere: travel as a plain int
@@ -234,24 +288,145 @@ def _scalar_name(dtype) -> str:
     return "bool_" if dtype == np.bool_ else dtype.name
 
 
-_GUARD_CACHE = {}  # (user function, kind, guard source) -> cfunc: one compile per process
+_GUARD_CACHE = {}  # (user function, kind, layout) -> guard cfunc or inner address: one compile per process
+_INNER_BY_ADDRESS = {}  # inner function's address -> its dispatcher (keeps its code alive; uncompiled guards)
 
 
 def _guarded_cfunc(user, layout, kind):
+    """The cfunc kernels call for ``kind`` ("logp" or "logp_grad"): for erased data the guard
+    shared by every target, after writing the address of this layout's inner function into the
+    target's header; for typed data a guard of its own."""
+    if layout.header is None:
+        return _typed_guard(user, layout, kind)
+    layout.header[0 if kind == "logp" else 1] = _inner_address(user, layout, kind)
+    return _erased_guard(kind)
+
+
+def _inner_address(user, layout, kind):
+    """Compile (or load from the cache) the per-layout function without try, ``_INNERS[kind]``,
+    and return the address of its native code (numba's calling convention, not a C one)."""
+    key = ("inner", user, kind, layout.params, layout.prelude, layout.call, layout.user_types)
+    if key not in _GUARD_CACHE:
+        if kind == "logp_grad" and _returns_contiguous_float64(user, (types.float64[::1], *layout.user_types)):
+            kind = "logp_grad_view"
+        signature = (_LP_RETURN if kind == "logp" else _LG_RETURN)(types.int64, types.int64, *_ERASED_ARGS)
+        inner, cache = _function_from_source(user, _INNERS[kind].format(
+            params=layout.params, prelude=layout.prelude, call=layout.call), "inner")
+        dispatcher = numba.njit(signature, cache=cache)(inner)
+        result = dispatcher.overloads[signature.args]
+        address = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
+        _INNER_BY_ADDRESS[address] = dispatcher
+        _GUARD_CACHE[key] = address
+    return _GUARD_CACHE[key]
+
+
+def _typed_guard(user, layout, kind):
     signature = (_LP_RETURN if kind == "logp" else _LG_RETURN)(types.float64[::1], *layout.kernel_types)
     key = (user, kind, layout.params, layout.prelude, layout.call, layout.user_types)
     if key not in _GUARD_CACHE:
         if kind == "logp_grad" and _returns_contiguous_float64(user, (types.float64[::1], *layout.user_types)):
             kind = "logp_grad_view"
-        source = _guard_source(kind, layout)
-        guarded = _guard_from_file(user, source)
-        cache = guarded is not None
-        if guarded is None:  # the user's function cannot be imported by name (notebook, closure)
-            namespace = {"user": user, "np": np, "carray": numba.carray, "_pointer": _pointer}
-            exec(source, namespace)  # noqa: S102 - fixed templates
-            guarded = namespace["guarded"]
+        guarded, cache = _function_from_source(user, _guard_source(kind, layout), "guarded")
         _GUARD_CACHE[key] = numba.cfunc(signature, cache=cache)(guarded)
     return _GUARD_CACHE[key]
+
+
+def _function_from_source(user, source, name):
+    """Function ``name`` of ``source`` (a template filled in for a layout, calling ``user``), and
+    whether numba may cache it: from a generated module file when the user's function can be
+    imported by name, else exec'd (a notebook's function, a closure), which numba cannot cache."""
+    module = _guard_module(user, source)
+    if module is not None:
+        return getattr(module, name), True
+    namespace = {"user": user, "np": np, "carray": numba.carray, "_pointer": _pointer}
+    exec(source, namespace)  # noqa: S102 - fixed templates
+    return namespace[name], False
+
+
+# The guards of erased targets, one per kind for every target; ``header`` is the address kernels
+# pass (kernel_args[0]). Uncompiled (a cfunc called from Python runs these), ``_caught_*`` call
+# the inner's dispatcher inside a Python try.
+
+def _erased_logp(x, header):
+    h = numba.carray(_pointer(header, np.int64), 3)
+    ok, lp = _caught_logp(h[0], x, h[2])
+    if not ok:
+        return np.nan
+    return lp
+
+
+def _erased_logp_grad(x, header):
+    h = numba.carray(_pointer(header, np.int64), 3)
+    ok, out = _caught_logp_grad(h[1], x, h[2])
+    if not ok:
+        g = np.empty(x.size)
+        for i in range(x.size):
+            g[i] = np.nan
+        return np.nan, g
+    return out
+
+
+@functools.cache
+def _erased_guard(kind):
+    """The shared guard cfunc for ``kind``, compiled once per machine (numba's cache) and once
+    per process."""
+    if kind == "logp":
+        return numba.cfunc(_LP_RETURN(types.float64[::1], *_ERASED_ARGS), cache=True)(_erased_logp)
+    return numba.cfunc(_LG_RETURN(types.float64[::1], *_ERASED_ARGS), cache=True)(_erased_logp_grad)
+
+
+def _caught_call(restype):
+    """An intrinsic ``(address, x address, x size, data) -> (ok, value)`` that calls the inner
+    function at ``address`` (of type ``restype(int64, int64, int64)``) with numba's calling
+    convention, which returns a status code rather than raising: ``ok`` is False, and ``value``
+    zeros, when the function raised. As numba's own ``try``/``except`` does, the exception's
+    record is dropped."""
+    argtys = (types.int64, types.int64, types.int64)
+
+    @numba.extending.intrinsic
+    def caught(typingctx, address, xp, n, data):
+        if not all(isinstance(a, types.Integer) for a in (address, xp, n, data)):
+            return None
+        signature = types.Tuple((types.boolean, restype))(address, xp, n, data)
+
+        def codegen(context, builder, sig, args):
+            fnty = context.call_conv.get_function_type(restype, argtys)
+            callee = builder.inttoptr(args[0], fnty.as_pointer())
+            values = [context.cast(builder, v, t, types.int64) for v, t in zip(args[1:], sig.args[1:])]
+            status, value = context.call_conv.call_function(builder, callee, restype, argtys, values)
+            return context.make_tuple(builder, sig.return_type, (builder.not_(status.is_error), value))
+
+        return signature, codegen
+
+    return caught
+
+
+_caught_logp_native = _caught_call(_LP_RETURN)
+_caught_logp_grad_native = _caught_call(_LG_RETURN)
+
+
+def _caught_logp(address, x, data):
+    try:
+        return True, _INNER_BY_ADDRESS[int(address)](x.ctypes.data, x.size, data)
+    except Exception:  # noqa: BLE001 - as the compiled guard: any exception is NaN
+        return False, np.nan
+
+
+def _caught_logp_grad(address, x, data):
+    try:
+        return True, _INNER_BY_ADDRESS[int(address)](x.ctypes.data, x.size, data)
+    except Exception:  # noqa: BLE001
+        return False, (np.nan, np.full(x.size, np.nan))
+
+
+@numba.extending.overload(_caught_logp)
+def _caught_logp_compiled(address, x, data):
+    return lambda address, x, data: _caught_logp_native(address, x.ctypes.data, x.size, data)
+
+
+@numba.extending.overload(_caught_logp_grad)
+def _caught_logp_grad_compiled(address, x, data):
+    return lambda address, x, data: _caught_logp_grad_native(address, x.ctypes.data, x.size, data)
 
 
 def _returns_contiguous_float64(user, arg_types) -> bool:
@@ -274,9 +449,9 @@ def _guard_source(kind, layout):
     return _GUARDS[kind].format(params=layout.params, prelude=layout.prelude, call=layout.call)
 
 
-def _guard_from_file(user, source):
-    """The guard as a function of a generated module that imports the user's function by name, so
-    that numba can cache its compiled code on disk. The file name hashes the user's source, the
+def _guard_module(user, source):
+    """A generated module of ``source`` that imports the user's function by name, so that numba
+    can cache the compiled code of its functions on disk. The file name hashes the user's source, the
     guard's (which spells out the data layout) and numba's version, so an edited function gets a
     new guard. Returns None when the function cannot be imported by name or the cache directory
     is not writable."""
@@ -313,7 +488,28 @@ def _guard_from_file(user, source):
         return None
     if mod.user is not user:  # another object under that name: do not trust the cache
         return None
-    return mod.guarded
+    return mod
+
+
+# As the compiled guards do: an exception raised inside the cfunc would be printed and dropped by
+# numba ("Exception ignored"), the kernel receiving 0.0 (a flat density where the function failed,
+# so chains ran away) or a gradient of the wrong length. So both become NaN, a rejected proposal.
+def _python_logp(f, x):
+    try:
+        return float(f(x))
+    except Exception:  # noqa: BLE001 - any failure of the user's function at x
+        return np.nan
+
+
+def _python_logp_grad(f, x):
+    try:
+        lp, g = f(x)
+        g = np.ascontiguousarray(g, dtype=np.float64)
+        if g.shape == x.shape:
+            return float(lp), g
+    except Exception:  # noqa: BLE001
+        pass
+    return np.nan, np.full(x.size, np.nan)
 
 
 def _object_mode_cfunc(py_callable, returns_grad: bool):
@@ -324,15 +520,13 @@ def _object_mode_cfunc(py_callable, returns_grad: bool):
         @numba.njit
         def call(x):
             with numba.objmode(lp="float64", g="float64[::1]"):
-                lp, g = py_callable(x)
-                lp = float(lp)
-                g = np.ascontiguousarray(g, dtype=np.float64)
+                lp, g = _python_logp_grad(py_callable, x)
             return lp, g
     else:
         @numba.njit
         def call(x):
             with numba.objmode(lp="float64"):
-                lp = float(py_callable(x))
+                lp = _python_logp(py_callable, x)
             return lp
 
     def wrapper(x, addr):
@@ -399,7 +593,7 @@ class Target:
             args = tuple(args)
         if not isinstance(args, tuple):
             raise ValueError(f"args must be a tuple of data arguments, got {type(args).__name__}")
-        self.args = tuple(np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args)
+        self.args = tuple(_as_kernel_data(a) for a in args)
         self.names = _validate_names(names, self.dim)
         self.name = str(name) if name is not None else getattr(logp, "__name__", "target")
         self._logp_user = logp
@@ -413,6 +607,9 @@ class Target:
             )
         self.n_logp = 0
         self.n_grad = 0
+        # a target is built to be sampled: start importing what the result needs (ArviZ 0.x,
+        # 3-4 s) now, so that it overlaps the compile below, not just sample()'s few tenths
+        _arviz.preload()
         self._build_functions()
         self.test_point = self._find_test_point(test_point)
         if logp_grad is not None:
@@ -537,7 +734,7 @@ class Target:
             # outside the support: say so now rather than after 100 points
             raise ValueError(
                 f"calling logp(x, *args) with x of shape ({self.dim},) and {len(self.args)} data "
-                f"argument(s) raised {type(err).__name__}: {err}") from err
+                f"argument(s) raised {type(err).__name__}: {_plain_message(err)}") from err
         except Exception as err:  # the user's function may fail off its support
             self._first_error = getattr(self, "_first_error", None) or err
             return -np.inf
@@ -592,9 +789,30 @@ def _validate_dim(dim) -> int:
     return int(dim)
 
 
+def _as_kernel_data(a):
+    """An array argument as numba can take it without changing its values: C-contiguous (a copy of
+    a Fortran-ordered or strided one) and in native byte order (data read from files often are
+    not, and numba rejects them). 0-d arrays stay 0-d (``ascontiguousarray`` would make them 1-d)."""
+    if not isinstance(a, np.ndarray):
+        return a
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a if a.ndim == 0 else np.ascontiguousarray(a)
+
+
+def _plain_message(err) -> str:
+    """An exception's message without the terminal colour codes numba puts in its own."""
+    import re
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+
+
 def _validate_names(names, dim):
     if names is None:
         return [f"x[{i}]" for i in range(dim)]
+    if isinstance(names, str):  # list("ab") would silently be two names
+        if dim != 1:
+            raise ValueError(f"names must be a list of {dim} names, got the string {names!r}")
+        names = [names]
     names = [str(n) for n in names]
     if len(names) != dim:
         raise ValueError(f"names has {len(names)} entries but dim is {dim}")
@@ -608,8 +826,9 @@ def _numba_types_of(args):
     for i, a in enumerate(args):
         try:
             arg_types.append(numba.typeof(a))
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"args[{i}] of type {type(a).__name__} cannot be passed to numba: {err}") from None
+        except (ValueError, TypeError, numba.core.errors.NumbaError) as err:
+            raise ValueError(f"args[{i}] of type {type(a).__name__} cannot be passed to numba: "
+                             f"{_plain_message(err)}") from None
     return tuple(arg_types)
 
 
@@ -620,4 +839,4 @@ def _compile_user(func, layout, what, expected):
         raise ValueError(
             f"{what} could not be compiled for x: float64[::1] and args of types "
             f"{layout.user_types}; it must accept (x, *args) and return {expected}. "
-            f"numba said:\n{err}") from None
+            f"numba said:\n{_plain_message(err)}") from None
