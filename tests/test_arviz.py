@@ -67,7 +67,7 @@ def test_attrs(result):
     for key in ATTRS:
         assert key in result.attrs, key
     a = result.attrs
-    assert a["sampler"] == "nuts" and a["seed"] == 5 and a["interrupted"] is False
+    assert a["sampler"] == "nuts" and a["seed"] == 5 and a["interrupted"] == False  # noqa: E712 - 0 (netCDF)
     assert a["mcsample_version"] == mc.__version__
     assert json.loads(a["settings"])["max_depth"] == 10
     assert a["n_grad"] >= int(result.sample_stats["n_grad"].sum() + result.warmup_sample_stats["n_grad"].sum())
@@ -207,3 +207,46 @@ def test_building_a_result_on_arviz_1_does_not_import_arviz():
             "assert 'arviz' not in sys.modules, 'arviz imported'\nprint(type(r).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "DataTree"
+
+
+def test_preload_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("MCSAMPLE_PRELOAD", "0")
+    monkeypatch.setattr(_arviz, "_PRELOAD", [])
+    _arviz.preload()
+    assert _arviz._PRELOAD == []
+
+
+def test_importing_arviz_while_a_target_starts_its_background_import():
+    """Target(...) starts importing ArviZ (0.x) or xarray (1.x) in a thread while it compiles the
+    user's function; a user who imports ArviZ at the same time must neither deadlock nor see a
+    half-imported module, and numba.vectorize must be numba's own again afterwards. In a fresh
+    process, so that nothing is imported yet."""
+    import subprocess
+    import sys
+    code = ("import numba, numpy as np, mcsample as mc\n"
+            "vectorize = numba.vectorize\n"
+            "t = mc.Target(numba.njit(lambda x: -0.5 * np.sum(x * x)), 2)\n"  # exec'd guard: compiled here
+            "import arviz\n"
+            "assert hasattr(arviz, 'InferenceData') and hasattr(arviz, 'summary')\n"
+            "from mcsample import _arviz\n"
+            "_arviz._az()\n"
+            "assert numba.vectorize is vectorize\n"
+            "print('ok', arviz.__version__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok")
+
+
+def test_arvizs_ufunc_is_cached_and_other_vectorize_calls_are_not_touched(tmp_path, monkeypatch):
+    """While ArviZ 0.x is imported, numba.vectorize gives ``cache=True`` to calls from arviz.*
+    modules with a signature list, and to nothing else."""
+    import numba
+    calls = []
+    monkeypatch.setattr(numba, "vectorize", lambda *a, **k: calls.append(k) or (lambda f: f))
+    with _arviz._cached_numba_ufuncs():
+        wrapper = numba.vectorize
+        namespace = {"__name__": "arviz.stats.fake", "vectorize": wrapper}
+        exec("vectorize(['float64(float64)'])(abs)\nvectorize(abs)", namespace)
+        wrapper(["float64(float64)"])(abs)  # from here: tests, not arviz
+    assert numba.vectorize is not wrapper
+    assert calls == [{"cache": True}, {}, {}]

@@ -80,3 +80,66 @@ def test_a_function_that_raises_everywhere_reports_its_exception():
     with pytest.raises(ValueError, match="logp raised ZeroDivisionError: the model divides by zero") as info:
         mc.Target(always_raises, dim=2)
     assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+# -- the shared guard (the try compiled once per machine, not per data signature) ---------------
+
+
+@numba.njit
+def shifted_raises_far(x, c):
+    if x[0] > 10.0:
+        raise ValueError("far out")
+    return -0.5 * np.sum((x - c) ** 2)
+
+
+@numba.njit
+def shifted_grad_raises_far(x, c):
+    if x[0] > 10.0:
+        raise ValueError("far out")
+    return -0.5 * np.sum((x - c) ** 2), -(x - c)
+
+
+def test_targets_with_different_data_share_one_guard_and_keep_their_own_functions():
+    # one cfunc per kind for every erased target: the per-target part (the inner function and
+    # the data) travels in kernel_args, so the two must not get each other's values
+    x = np.array([0.5, -1.0, 2.0])
+    a = mc.Target(shifted_raises_far, 3, logp_grad=shifted_grad_raises_far, args=(np.ones(3),))
+    b = mc.Target(shifted_raises_far, 3, logp_grad=shifted_grad_raises_far, args=(np.arange(3, dtype=np.int32),))
+    assert a.logp_fn is b.logp_fn and a.logp_grad_fn is b.logp_grad_fn
+    for t in (a, b):
+        assert _call(t.logp_fn, x, t.kernel_args) == t.logp(x)
+        lp, g = _call(t.logp_grad_fn, x, t.kernel_args)
+        want_lp, want_g = t.logp_grad(x)
+        assert lp == want_lp
+        np.testing.assert_array_equal(g, want_g)
+
+
+def test_the_shared_guard_turns_exceptions_into_nan_and_releases_x():
+    # an exception skips numba's release of the references the raising frames hold; x reaches
+    # the user's function by address, so no reference to it is left behind (were it passed as
+    # an array, each exception would keep x alive one more time)
+    import sys
+    t = mc.Target(shifted_raises_far, 2, logp_grad=shifted_grad_raises_far, args=(np.zeros(2),))
+    x = np.array([11.0, 0.0])
+    before = sys.getrefcount(x)
+    for _ in range(5):
+        assert np.isnan(_call(t.logp_fn, x, t.kernel_args))
+        lp, g = _call(t.logp_grad_fn, x, t.kernel_args)
+        assert np.isnan(lp) and g.shape == (2,) and np.all(np.isnan(g))
+    assert sys.getrefcount(x) == before
+    x[0] = 1.0  # and the same guard still answers where the function does not raise
+    assert _call(t.logp_fn, x, t.kernel_args) == -0.5
+
+
+def test_the_guards_also_run_from_python():
+    # a cfunc called from Python runs its Python function: the shared guard calls the inner
+    # function's dispatcher there, inside a Python try
+    t = mc.Target(shifted_raises_far, 2, logp_grad=shifted_grad_raises_far, args=(np.zeros(2),))
+    x = np.array([1.0, 0.0])
+    assert t.logp_fn(x, *t.kernel_args) == -0.5
+    lp, g = t.logp_grad_fn(x, *t.kernel_args)
+    assert lp == -0.5 and np.array_equal(g, [-1.0, 0.0])
+    x[0] = 11.0
+    assert np.isnan(t.logp_fn(x, *t.kernel_args))
+    lp, g = t.logp_grad_fn(x, *t.kernel_args)
+    assert np.isnan(lp) and np.all(np.isnan(g))
