@@ -78,6 +78,13 @@ WALKS = ("ulmc", "ula")
 # that size shrinks (not below _SMALLEST_IMPORTANCE) before M does: M sets the resolution
 # sigma^2 / M, the sample size only the denoiser's noise.
 MIN_MEASUREMENTS, _SMALLEST_IMPORTANCE = 16, 32
+# ``draws_for_budget`` keeps 20 particles a run while each still gets POPULATION_MEASUREMENTS
+# measurements at the smallest sample size, and only then takes fewer: at mc.compare's 2e5 (4 runs)
+# 20 particles of 6 measurements beat 9 of 14 on gmm40_d2 (mode TV 0.29, at its floor, against
+# 0.37) and a Student-t (nu 5, d 5; mean error 0.14 against 0.40), 40 of 3 fell above the floor
+# (benchmarks/results/particle_split.md, seeds 1-3). On eight schools (d = 10), where the weights
+# collapse at this budget either way, 9 of 14 did better (0.48 against 0.63 sd).
+POPULATION_MEASUREMENTS = 6
 # With a budget, the pilot takes at most this share of a run's budget (``WalkJump.pilot_sizes``).
 _PILOT_SHARE, _LADDER_RUNGS = 0.25, 8
 PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "ladder"])
@@ -204,11 +211,12 @@ class WalkJump(ParticleSettings):
     def draws_for_budget(self, budget_per_run: float, dim: int) -> int:
         """Particles for a run of ``budget_per_run`` evaluations (``mc.compare``): each gets the
         default M's worth, between 20 and ``default_draws``; a budget that cannot pay 20 particles
-        ``MIN_MEASUREMENTS`` measurements at the smallest sample size gets fewer (at least 4): few
-        particles are only noisy, few measurements biased (resolution sigma^2 / M)."""
+        ``POPULATION_MEASUREMENTS`` measurements at the smallest sample size gets fewer (at least
+        4): few particles are only noisy, few measurements biased (resolution sigma^2 / M), and
+        below ~6 measurements that bias outgrew the noise of 20 particles (module constants)."""
         usable = budget_per_run - self.pilot_allowance(dim, budget_per_run)
         draws = int(np.clip(usable // (self.n_measurements * self.measurement_cost()), 20, self.default_draws))
-        smallest = MIN_MEASUREMENTS * self.measurement_cost(_SMALLEST_IMPORTANCE)
+        smallest = POPULATION_MEASUREMENTS * self.measurement_cost(_SMALLEST_IMPORTANCE)
         if usable < draws * smallest:
             draws = int(max(4, usable // smallest))
         return draws
@@ -522,11 +530,23 @@ class WalkJumpRun(ParticleRun):
 
     def _warn_if_weights_collapsed(self):
         ess = self.step_stats["importance_ess"]
-        if self.settings.mixture is None and np.median(ess) < _ESS_WARN:
-            warnings.warn(f"walk_jump: the denoiser's importance weights collapsed (median over the measurements "
-                          f"of the mean effective sample size {np.median(ess):.1f}, below {_ESS_WARN:g}); the "
-                          "sample is unreliable. Raise n_importance, lower sigma (resolution and tunnelling "
-                          "suffer), or see the dimension limits in the README", RuntimeWarning, stacklevel=2)
+        s = self.settings
+        if s.mixture is not None or np.median(ess) >= _ESS_WARN:
+            return
+        # With collapsed weights the estimated score is ~0: the walks stay near their start, the
+        # pilot's Gaussian, so the output shows the pilot's frame more than the target (eight
+        # schools at mc.compare's 2e5: mu 1.5 sd off where that frame was, seed 0)
+        why = "Raise n_importance, lower sigma (resolution and tunnelling suffer), or see the dimension limits in the README"
+        if self.n_is < s.n_importance:
+            full = s.n_measurements * s.measurement_cost()
+            why = (f"The budget shrank the denoiser's sample to {self.n_is} evaluations a call (settings: "
+                   f"{s.n_importance}) and M to {self.total}: give walk_jump at least {full:,} evaluations per "
+                   f"particle (the defaults' M x (n_walk + 1) x n_importance; max_evals = that x draws x chains, "
+                   "plus the pilot) or fewer draws")
+        warnings.warn(f"walk_jump: the denoiser's importance weights collapsed (median over the measurements "
+                      f"of the mean effective sample size {np.median(ess):.1f}, below {_ESS_WARN:g}); the "
+                      "sample is unreliable: with a near-zero estimated score the draws stay near the pilot's "
+                      f"Gaussian fit. {why}", RuntimeWarning, stacklevel=2)
 
     def tuned(self):
         kind, centre, _, chol = self.frame

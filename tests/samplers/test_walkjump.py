@@ -217,7 +217,7 @@ def test_exact_evaluation_counts_and_budget():
     draws = WalkJump().draws_for_budget(5e4, 3)
     assert WalkJump().pilot_allowance(3, 5e4) <= 0.25 * 5e4 < WalkJump().pilot_allowance(3)
     _, idata = _sample(_gaussian(), draws=draws, max_evals=5e4)
-    assert 4 <= draws and idata.attrs["n_logp"] <= 5e4 and idata.attrs["n_steps"] >= walkjump.MIN_MEASUREMENTS
+    assert 4 <= draws and idata.attrs["n_logp"] <= 5e4 and idata.attrs["n_steps"] >= walkjump.POPULATION_MEASUREMENTS
 
 
 def test_a_constant_added_to_the_log_density_changes_nothing():
@@ -255,6 +255,9 @@ def test_collapsed_weights_are_warned_about():
     target = models.gaussian(np.zeros(8), np.full(8, 0.01)).target
     with pytest.warns(RuntimeWarning, match="importance weights collapsed"):
         _sample(target, draws=20, sigma=3.0, n_measurements=3, n_importance=16)
+    # a budget that shrank the denoiser's sample: the warning says how much budget the defaults need
+    with pytest.warns(RuntimeWarning, match=r"budget shrank the denoiser's sample to 32 .* at least 73,728"):
+        _sample(target, draws=20, sigma=3.0, max_evals=20 * 3 * 9 * 32)
 
 
 @pytest.mark.slow
