@@ -78,7 +78,8 @@ def _compare(args):
     for name in names:
         out = Path(args.out) / name
         print(f"\n== {name}: {sampler_list} ==", flush=True)
-        ds = compare(name, sampler_list, budget=args.budget or DEFAULT_BUDGET, chains=args.chains,
+        budget = DEFAULT_BUDGET if args.budget is None else args.budget  # 0 is an error, not the default
+        ds = compare(name, sampler_list, budget=budget, chains=args.chains,
                          seed=args.seed, progressbar=not args.no_progress, out=out, sinkhorn=args.sinkhorn)
         print(format_table(ds))
         print(f"(written to {out}/: comparison.nc, table.md, *.png)")
@@ -104,6 +105,9 @@ def main(argv=None):
     except ValueError as err:  # bad names or settings: a message, not a traceback
         print(f"mcsample: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `mcsample targets | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
     return 0
 
 

@@ -62,6 +62,7 @@ def compare(target, samplers, *, budget, chains=4, seed=0, executor=None, refere
     """
     import xarray as xr
 
+    _check_cell_arguments(budget, chains, tune)
     target, reference = _resolve_target(target, reference)
     names = _sampler_list(samplers)
     rows, draws = [], {}
@@ -88,6 +89,17 @@ def compare(target, samplers, *, budget, chains=4, seed=0, executor=None, refere
     if out is not None:
         save(ds, draws, out, target, reference)
     return ds
+
+
+def _check_cell_arguments(budget, chains, tune):
+    """Arguments every cell shares, checked once before anything runs: a bad one would otherwise
+    fail every cell alike (a row of errors) or divide by zero."""
+    if (isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, float, np.integer, np.floating))
+            or not (np.isfinite(budget) and budget > 0)):
+        raise ValueError(f"budget must be a positive, finite number of evaluations, got {budget!r}")
+    for name, value, low in (("chains", chains, 1), ("tune", tune, 0)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def _resolve_target(target, reference):

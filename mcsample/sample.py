@@ -9,6 +9,7 @@ import functools
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +47,10 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
         ``draws`` is the number of kept iterations per chain, or a particle run's population size.
     seed : int, optional
         Each chain gets its own generator from ``numpy.random.SeedSequence(seed).spawn(chains)``,
-        so the same seed gives bit-identical draws whatever the executor or thread count.
+        so the same seed gives bit-identical draws whatever the executor or thread count. A
+        ``numpy.random.SeedSequence`` or ``Generator`` is accepted too (a Generator gives up one
+        draw for the seed); None picks one. The seed used is ``attrs["seed"]`` (a string when it
+        does not fit in 63 bits, so that the result can be written to netCDF).
     init : array, optional
         Starting points, (dim,) for every chain or (chains, dim). By default each chain starts at
         a uniform(-2, 2) draw, re-drawn up to 100 times while log p or its gradient is not finite.
@@ -85,13 +89,17 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
     ``warmup_sample_stats`` if ``save_warmup``, and ``attrs``: sampler, settings (JSON), seed,
     n_logp and n_grad (totals including warmup), wall_time, compile_time, mcsample_version,
     interrupted. ``result.posterior["x"]``, ``result.sample_stats[...]`` and ``result.attrs``
-    read both. Ctrl-C returns the draws made so far with ``attrs["interrupted"] = True``.
+    read both. Ctrl-C returns the draws made so far with ``attrs["interrupted"] == True`` (stored
+    as 1, and 0 otherwise: netCDF attributes have no boolean type, and ``to_netcdf`` must work).
 
     Markov chains are checked before the result is returned: a ``mcsample.ConvergenceWarning``
     names the parameters with R-hat > 1.05 and the chain that disagrees, or a chain whose mean log
     density is far from the others' (``mcsample.convergence``).
     """
+    _check_target(target)
     draws, tune, chains = _check_counts(draws, tune, chains)
+    seed_seq = _seed_sequence(seed)
+    _check_executor(executor)
     cfg = _samplers.resolve(sampler, settings)
     cfg.validate(target.dim)
     if cfg.needs_grad and not target.has_grad:
@@ -100,10 +108,8 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
             f"sampler {cfg.name!r} needs a gradient but target {target.name!r} has no logp_grad; "
             f"gradient-free samplers: {', '.join(free) if free else 'none available yet'}")
     inits = _check_init(init, chains, target.dim)
-    if max_evals is not None and not max_evals > 0:
-        raise ValueError(f"max_evals must be positive, got {max_evals!r}")
+    _check_max_evals(max_evals)
     chain_budget = None if max_evals is None else max_evals / chains
-    seed_seq = np.random.SeedSequence(seed)
     states, ckpt = None, None
     if checkpoint is not None:
         states, ckpt = _open_checkpoint(checkpoint, checkpoint_every, cfg, target, seed, seed_seq, chains,
@@ -168,11 +174,11 @@ def resume(path, target, *, draws=None, progressbar=True, executor=None, checkpo
 def _sample(cfg, target, seed_seq, inits, tune, draws, chains, progressbar, executor, save_warmup, chain_budget,
             states, ckpt, checkpoint_every):
     chain_seeds = seed_seq.spawn(chains)
-    seed = int(seed_seq.entropy)
+    seed = _seed_attr(seed_seq.entropy)
     _arviz.preload()  # imported while the chains run, not after them
 
     t0 = time.perf_counter()
-    _compile(cfg, target, inits[0], chain_budget)
+    _compile(cfg, target, inits[0], chain_budget, draws)
     compile_time = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -208,6 +214,52 @@ def _on_model_scale(result, target):
 # -- arguments ---------------------------------------------------------------------------------
 
 
+def _check_target(target):
+    from .target import Target
+    if not isinstance(target, Target):
+        raise ValueError(f"target must be an mcsample.Target, got {type(target).__name__}; wrap the log density "
+                         "first: mc.Target(logp, dim, logp_grad=..., args=(...))")
+
+
+_SEED_BITS = 63  # attrs travel to netCDF, whose largest integer is int64
+
+
+def _seed_sequence(seed):
+    """The run's SeedSequence from ``seed``: an integer >= 0, None (a fresh one), a SeedSequence
+    or a Generator. Always one built from a single integer, so that ``attrs["seed"]`` reproduces
+    the run: None draws a 63-bit one; a SeedSequence of one integer (no spawn key) is used as
+    it is, any other gives up 128 bits of its state; a Generator draws 63 bits."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+    elif isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(2 ** _SEED_BITS))
+    elif isinstance(seed, np.random.SeedSequence):
+        simple = not seed.spawn_key and isinstance(seed.entropy, (int, np.integer))
+        seed = int(seed.entropy) if simple else int.from_bytes(seed.generate_state(4, np.uint32).tobytes(), "little")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, None, a numpy SeedSequence or a Generator, got {seed!r}")
+    return np.random.SeedSequence(int(seed))
+
+
+def _seed_attr(entropy):
+    """``attrs["seed"]``: the integer, or its decimal string when netCDF's int64 cannot hold it."""
+    return int(entropy) if int(entropy) < 2 ** _SEED_BITS else str(int(entropy))
+
+
+def _check_executor(executor):
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise ValueError(f"executor must be a concurrent.futures.Executor (or have its submit method), got "
+                         f"{type(executor).__name__}; None runs the chains in threads")
+
+
+def _check_max_evals(max_evals):
+    if max_evals is None:
+        return
+    if (isinstance(max_evals, (bool, np.bool_)) or not isinstance(max_evals, (int, float, np.integer, np.floating))
+            or not (np.isfinite(max_evals) and max_evals > 0)):
+        raise ValueError(f"max_evals must be a positive, finite number of evaluations or None, got {max_evals!r}")
+
+
 def _check_counts(draws, tune, chains):
     for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -218,7 +270,13 @@ def _check_counts(draws, tune, chains):
 def _check_init(init, chains, dim):
     if init is None:
         return [None] * chains
-    init = np.asarray(init, dtype=float)
+    try:
+        init = np.asarray(init)
+        if np.iscomplexobj(init) or init.dtype.kind not in "biuf":
+            raise TypeError(f"dtype {init.dtype}")
+        init = init.astype(float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"init must be an array of real numbers, shape ({dim},) or ({chains}, {dim}); {err}") from None
     if init.shape == (dim,):
         init = np.tile(init, (chains, 1))
     if init.shape != (chains, dim):
@@ -250,7 +308,7 @@ def _initial_point(cfg, target, rng, init, chain):
                      "uniform(-2, 2) initial points; pass init= inside the support")
 
 
-def _compile(cfg, target, init, chain_budget):
+def _compile(cfg, target, init, chain_budget, draws):
     """Compile (or load from cache) the family's kernels on a throwaway run (two iterations, or
     one time step of two particles), so that wall_time excludes compilation. A chain starts where
     chain 0 would (or a point chosen the same way), which also surfaces a bad init (GPSS at its
@@ -259,7 +317,15 @@ def _compile(cfg, target, init, chain_budget):
     search = getattr(cfg, "find_bulk", False) is True
     if search:
         cfg = dataclasses.replace(cfg, find_bulk=False)
-    run = _start(cfg, target, np.random.default_rng(0), init, 1, 2, 0, chain_budget)
+    try:
+        run = _start(cfg, target, np.random.default_rng(0), init, 1, 2, 0, chain_budget)
+    except ValueError:
+        if cfg.kind != PARTICLES or chain_budget is None or draws == 2:
+            raise
+        # a budget too small to plan with: the throwaway's 2 particles had the whole run's budget,
+        # so its message would quote their share; the run's own start says it with the run's numbers
+        _start(cfg, target, np.random.default_rng(0), init, 1, draws, 0, chain_budget)
+        return  # (it planned after all: the chains compile the kernels)
     run.advance(0, min(2, run.total))
     run.compile_kernels()
     if search:
@@ -461,7 +527,8 @@ def _spent_attrs(kept, interrupted, returned):
     did not finish), and what came back."""
     return dict(n_logp=int(sum(r.n_logp.sum() + r.extra_logp for r in kept)),
                 n_grad=int(sum(r.n_grad.sum() + r.extra_grad for r in kept)),
-                interrupted=bool(interrupted), chains_returned=len(returned),
+                interrupted=int(interrupted),  # 0/1: netCDF attributes have no boolean type
+                chains_returned=len(returned),
                 tuned=_json_list([r.tuned for r in returned]))
 
 
@@ -478,6 +545,9 @@ def _assemble(results, target, tune, save_warmup, interrupted, attrs):
     n_done = min(r.done for r in kept)  # chains stopped by Ctrl-C at different points: cut to the shortest
     n_warm = min(n_done, tune)
     n_post = max(0, n_done - tune)
+    if n_post == 0 and not interrupted:
+        warnings.warn(f"{attrs['sampler']}: max_evals was spent after {n_done} of {tune} warmup iterations: "
+                      "no draws kept. Give a larger max_evals or a shorter tune.", RuntimeWarning, stacklevel=4)
     attrs = {**attrs, **_spent_attrs(kept, interrupted, kept)}
     warm = {}
     if save_warmup:

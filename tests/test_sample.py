@@ -62,7 +62,7 @@ def test_output_layout(gauss):
         assert key in idata.attrs, key
     assert idata.attrs["sampler"] == "nuts" and idata.attrs["seed"] == 3
     assert json.loads(idata.attrs["settings"])["max_depth"] == 10
-    assert idata.attrs["interrupted"] is False
+    assert idata.attrs["interrupted"] == False  # noqa: E712 - stored as 0 (netCDF)
     assert "warmup_posterior" not in _arviz.group_names(idata)
 
 
@@ -113,7 +113,7 @@ def test_chain_results_do_not_depend_on_chain_count(gauss):
 def test_unknown_sampler_and_settings(gauss):
     with pytest.raises(ValueError, match="unknown sampler 'hmc'; available: .*nuts"):
         mc.sample(gauss, "hmc")
-    with pytest.raises(ValueError, match="unknown settings for nuts: max_treedepth; valid settings: .*max_depth"):
+    with pytest.raises(ValueError, match="unknown settings for nuts: max_treedepth.*; valid settings: .*max_depth"):
         mc.sample(gauss, "nuts", max_treedepth=5)
     with pytest.raises(ValueError, match="metric must be one of"):
         mc.sample(gauss, "nuts", metric="full")
@@ -166,7 +166,7 @@ def test_ctrl_c_returns_draws_so_far(gauss, monkeypatch):
 
     monkeypatch.setattr(sample_module.cf, "wait", interrupting_wait)
     idata = run(gauss, draws=200000, tune=10)
-    assert idata.attrs["interrupted"] is True
+    assert idata.attrs["interrupted"] == True  # noqa: E712 - stored as 1 (netCDF)
     n = idata.posterior["x"].shape[1]
     assert 0 < n < 200000
     assert np.all(np.isfinite(idata.posterior["x"].values))
