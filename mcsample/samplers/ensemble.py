@@ -189,7 +189,10 @@ class EnsembleScore(ParticleSettings):
             raise ValueError(f"gamma must be a positive number, got {self.gamma}")
 
     def draws_for_budget(self, budget_per_run: float, dim: int) -> int:
-        """Particles so that each gets at least 4 candidates a step at ``n_steps`` steps."""
+        """Particles so that each gets at least 4 candidates a step at ``n_steps`` steps. At
+        mc.compare's 2e5 (4 runs) that is 125 a run, as good as 80 and better than 20-40 or 250 on
+        gmm40_d2, eight schools, a Student-t (nu 5, d 5) and two_modes (d 4), seeds 1-3
+        (benchmarks/results/particle_split.md)."""
         return int(np.clip(budget_per_run // (4 * self.n_steps), 20, self.default_draws))
 
     def start_run(self, target, rng, init, tune, draws, budget_per_particle):
