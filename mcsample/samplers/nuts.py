@@ -119,6 +119,13 @@ class NUTS(SamplerSettings):
             raise ValueError("adapt_step_size=False needs a step_size")
         if not 0.0 <= self.jitter < 1.0:
             raise ValueError(f"jitter must be in [0, 1), got {self.jitter}")
+        # dual averaging's constants (Hoffman & Gelman 2014, sec. 3.2): gamma = 0 or t0 = -1 divided by zero
+        if not (np.isfinite(self.gamma) and self.gamma > 0 and np.isfinite(self.t0) and self.t0 >= 0
+                and 0.0 < self.kappa <= 1.0):
+            raise ValueError(f"dual averaging needs gamma > 0, t0 >= 0 and kappa in (0, 1], got gamma={self.gamma}, "
+                             f"t0={self.t0}, kappa={self.kappa}")
+        if not self.max_energy_error > 0:
+            raise ValueError(f"max_energy_error must be positive (inf: never diverge), got {self.max_energy_error}")
         if self.inv_metric is not None:
             m = np.asarray(self.inv_metric, dtype=float)
             if m.shape not in ((dim,), (dim, dim)):
