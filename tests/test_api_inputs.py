@@ -162,6 +162,15 @@ def test_settings_of_the_wrong_type_name_the_setting(name):
                 mc.samplers.resolve(name, {f.name: value})
 
 
+@pytest.mark.parametrize("name, setting, value", [("nuts", "gamma", 0.0), ("nuts", "t0", -1.0), ("nuts", "kappa", 0.0),
+                                                   ("nuts", "max_energy_error", 0.0), ("walk_jump", "tau", -1.0)])
+def test_out_of_range_constants_name_the_setting(target, name, setting, value):
+    """NUTS with gamma = 0 or t0 = -1 raised ZeroDivisionError in its warmup; kappa = 0 and a
+    negative max_energy_error (every step a divergence) or tau ran without a word."""
+    with pytest.raises(ValueError, match=setting):
+        mc.samplers.resolve(name, {setting: value}).validate(2)
+
+
 # -- the Target's data and names ----------------------------------------------------------------
 
 def test_data_arrays_keep_their_values_and_shape():

@@ -172,6 +172,8 @@ class WalkJump(ParticleSettings):
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
         if self.sigma is not None and not (np.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be a positive number, got {self.sigma!r}")
+        if not (np.isfinite(self.tau) and self.tau >= 0):
+            raise ValueError(f"tau must be a finite number >= 0, got {self.tau!r}")
         if self.radius is not None and not (np.isfinite(self.radius) and self.radius > self.tau >= 0):
             raise ValueError(f"radius must be a number above tau >= 0, got radius={self.radius!r}, tau={self.tau!r}")
         if self.mixture is not None:
