@@ -66,7 +66,7 @@ def one(name, seed, draws=250, chains=2):
                 paper_rdmc=PAPER[name],
                 mode_tv=round(metrics.total_variation(metrics.mode_weights(x, centres), truth), 3),
                 evals_per_sample=round((idata.attrs["n_logp"] + idata.attrs["n_grad"]) / n),
-                n_steps=tuned["n_steps"], seconds=round(time.time() - t0, 1))
+                estimator=tuned["estimator"], n_steps=tuned["n_steps"], seconds=round(time.time() - t0, 1))
 
 
 def main():

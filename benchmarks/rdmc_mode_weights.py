@@ -2,6 +2,7 @@
 
     python benchmarks/rdmc_mode_weights.py >> benchmarks/results/rdmc_mode_weights.jsonl
     python benchmarks/rdmc_mode_weights.py --cases mog8 --estimators is_mala --seeds 1 2 --defensive 0
+    python benchmarks/rdmc_mode_weights.py --cases mix1d two_modes8 mog8 --estimators smc --settings '{"search_rounds": 4}'
 
 Per (target, estimator, seed): ``mc.sample(target, RDMC(estimator=...), draws=1000, chains=1)``,
 no budget (T = 6, 100 geometric steps, n_importance 128 on average with 4x at the wide steps,
@@ -84,8 +85,11 @@ def main():
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--defensive", type=float, default=None)
+    p.add_argument("--settings", default="{}", help="JSON of more RDMC settings, e.g. '{\"search_rounds\": 4}'")
     a = p.parse_args()
-    extra = {} if a.defensive is None else {"defensive": a.defensive}
+    extra = json.loads(a.settings)
+    if a.defensive is not None:
+        extra["defensive"] = a.defensive
     for name in a.cases:
         for est in a.estimators:
             for seed in a.seeds:

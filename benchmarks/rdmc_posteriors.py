@@ -3,10 +3,12 @@
 
     python benchmarks/rdmc_posteriors.py > benchmarks/results/rdmc_posteriors.jsonl
     python benchmarks/rdmc_posteriors.py --posteriors arK --seeds 1 --draws 250
+    python benchmarks/rdmc_posteriors.py --settings '{"estimator": "smc", "search_rounds": 4}'  # session 6's rows
 
 Per (posterior, seed): ``mc.sample(target, "rdmc", draws, chains=4, tune=1000)`` with the default
-settings (IS-initialised MALA, 100 geometric steps from T = 6 to 0.01 in the frame of a GPSS pilot
-of 1000 iterations, no budget). On the reference (constrained) scale: the largest |mean error| /
+settings (since session 6: the smc estimator, 100 geometric steps from T = 6 to 0.01 x the modes'
+variance in the frame of up to 4 rounds of 8 bulk searches, no budget; the rows before it are the
+older default, IS-initialised MALA with one round, and, older still, the GPSS pilot's frame). On the reference (constrained) scale: the largest |mean error| /
 reference sd and its parameter, its Monte Carlo standard error (particles are independent: sd /
 sqrt(n), with the reference's own 1 / sqrt(10000) added in quadrature; ``z`` = error / se, so a
 miss with z below ~3 is noise, a large z is bias), the largest |sd ratio - 1|, evaluations per

@@ -34,11 +34,13 @@ to the modes whatever their separation. The inner steps scale with w in the same
 is long (T = 6: e^{-T} = 0.0025), so p_T is close to N(0, I) even where the ladder cannot widen the
 frame (high dimension) and the searches missed modes up to ~40 units away.
 
-Inner estimators of m (``estimator``): "is" (self-normalised importance sampling from the
-likelihood factor, gradient-free), "ula" (unadjusted Langevin on q from the likelihood factor's
-draws), "is_ula" and "is_mala" (chains started from an importance resample; MALA adapts each
-chain's step towards acceptance 0.75 and carries it between steps, as the SLIPS benchmark code
-does, but on the correct density q -- that code evaluates p at the conditioning point).
+Inner estimators of m (``estimator``): "smc" (the default with a gradient: a population per
+particle that follows q_s along the reverse path, below), "is" (self-normalised importance sampling
+from the likelihood factor, gradient-free; the default without a gradient), "ula" (unadjusted
+Langevin on q from the likelihood factor's draws), "is_ula" and "is_mala" (chains started from an
+importance resample at every step; MALA adapts each chain's step towards acceptance 0.75 and
+carries it between steps, as the SLIPS benchmark code does, but on the correct density q -- that
+code evaluates p at the conditioning point; "is_mala" was the default before "smc").
 
 Where the importance samples go. At the wide steps, sigma_s >= a_s (s >= ln(2) / 2), the
 likelihood factor is wider than the whole target in the standardised units, q_s is close to p and
@@ -67,15 +69,25 @@ pass from step to step instead of being re-estimated from scratch --, resampled 
 their ESS falls under half the population, and moved by ``moves`` MALA steps on q_s each; the
 weighted average of the iterates is m. This is the paper's mechanism (Langevin on q_s) with the
 weights between the modes carried by the reweighting. Cost: population x (moves + 1) gradients a
-step (16 x 9 = 144 against is_mala's 260) plus the pool. Measured (``benchmarks/rdmc_dimension.py``,
-seed 7, 2 x 250 particles, with ``search_rounds=4``): two_modes' first mode 0.650 / 0.722 / 0.670
-at d = 10 / 20 / 32 (truth 0.667; is_mala with the same searches 0.664 / 0.862 / 0.918), each
-mode's sd within e^0.07; 1,000 particles, seeds 1-2: 0.3/0.7 mixture TV 0.007-0.009, two_modes d = 8
-0.006-0.020, mog8 0.039-0.050. Its limit is the start pool: in d = 16 two runs gave 0.59, and at
-d = 32 a pool of 32,768 (ESS 70-380) gave the heavier mode 0.56-0.62 of its weight; at d = 50 it
-fails (0.956: one run's 32 searches found one mode, the other run gave 0.91). Not the
-default: on eight schools its largest mean error was 0.079 sd (z = 3.3) against is_mala's 0.043,
-and nothing else has been measured.
+step (16 x 9 = 144 against is_mala's 260) plus the pool.
+
+Why it is the default with a gradient (``benchmarks/results/rdmc_*``):
+- two_modes' first mode (truth 0.667; ``benchmarks/rdmc_dimension.py``, 2 x 250 particles, both with
+  4 search rounds) at d = 10 / 20 / 32: smc 0.650 / 0.722 / 0.670 (seed 7), 0.626 / 0.696 / 0.730
+  (seed 8), each mode's sd within e^0.075; is_mala 0.664 / 0.862 / 0.918 and 0.620 / 0.824 / 0.908,
+  sds off by up to e^0.54. With one search round: smc 0.824 / 0.896 / 0.854 and is_mala 0.862 /
+  0.942 / 0.934 (seed 7), 0.808 / 0.848 / 0.908 (seed 8).
+- posteriors (``benchmarks/rdmc_posteriors.py``, 2,000 particles, se 0.025, seeds 1-3; bar 0.15 sd):
+  eight schools' largest mean error 0.042 / 0.055 / 0.066 sd, arK 0.038 / 0.041 / 0.066 (is_mala
+  0.043 / 0.033 / 0.046 and 0.076 / 0.041 / 0.021): the same within Monte Carlo error (smc's z <= 2.7).
+- small mixtures (1,000 particles, seeds 1-2, mode TV): 0.3/0.7 mixture 0.007-0.009 (is_mala
+  0.018-0.034), two_modes d = 8 0.006-0.020 (0.050-0.051), mog8 0.039-0.050 (0.042-0.047; the floor
+  of 1,000 exact draws is 0.034), at 56% of is_mala's evaluations per draw.
+Where it stops: the start pool sets the masses right (two_modes d = 16 and 20, seeds 7-8, 8 runs: the
+pool's first-mode mass 0.648-0.685, ``benchmarks/rdmc_start_pool.py``), but the output can still
+drift from it along the reverse path (d = 16, seed 7: pools 0.662 / 0.656, outputs 0.590 / 0.585,
+2.3 se each; the other six runs within 1.5 se of the truth); at d = 50 it fails (0.956: one run's 32
+searches found one mode, the other run gave 0.91).
 """
 
 from __future__ import annotations
@@ -121,13 +133,13 @@ _PILOT_SHARE, _PILOT_EVALS_PER_IT, _PILOT_CHUNK = 0.25, 10, 10
 # (64 MB). On mog8 (seed 2) one pool of 32,768 had an ESS of 44 and put 0.05 on a mode of 0.125
 # (TV 0.13); eight pools, ESS 437, TV 0.048 (floor 0.034).
 _START_ESS, _START_GROWTH, _START_MEMORY = 1000.0, 16, 2**23
-PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "ladder"])
+PilotSizes = namedtuple("PilotSizes", ["searches", "search_evals", "pooled", "ladder", "rounds"])
 _LADDER_RUNGS, _MIN_WIDTH = 8, 1e-4
 
 
-def pilot_allowance(sizes, rounds: int = 1) -> int:
-    """An upper bound on the search standardisation's evaluations (``rounds`` rounds of searches)."""
-    return rounds * sizes.searches * sizes.search_evals + sizes.pooled + _LADDER_RUNGS * sizes.ladder
+def pilot_allowance(sizes) -> int:
+    """An upper bound on the search standardisation's evaluations (all ``sizes.rounds`` rounds)."""
+    return sizes.rounds * sizes.searches * sizes.search_evals + sizes.pooled + _LADDER_RUNGS * sizes.ladder
 
 
 def evals_per_step(estimator: str, n_importance: int, n_chains: int, n_inner: int) -> int:
@@ -158,8 +170,8 @@ class RDMC(ParticleSettings):
         (32 steps) the draws' sds came out 290-360x the truth, 1.3-1.7x with the cap (1.0 with the
         full grid); with 1,400 (38 steps, smaller inner sizes) 170-210x, and still 2.6-7.8x capped:
         too small a budget for rdMC on heavy tails. A Gamma(3) product: 13-17x -> 1.4x at 660.
-    estimator : "auto" ("is_mala" with a gradient, "is" without), "is", "ula", "is_ula", "is_mala",
-        "smc" (needs a gradient; module docstring).
+    estimator : "auto" ("smc" with a gradient, "is" without), "is", "ula", "is_ula", "is_mala",
+        "smc" (needs a gradient; module docstring, where the measurements behind the choice are).
     n_importance : importance samples per step and particle (the SLIPS benchmark used 128).
     n_chains, n_inner, burn : inner Langevin chains per step, their steps, the fraction averaged
         out as burn-in (SLIPS: 4 x 32, keeping the last 16).
@@ -200,11 +212,13 @@ class RDMC(ParticleSettings):
         (eight schools at mc.compare's 5e4 evaluations per run, seeds 0-3: max mean error
         0.30-0.84 sd with the search frame, 0.17-0.32 with the GPSS one).
     n_searches : bulk searches of the "search" standardisation.
-    search_rounds : up to this many rounds of ``n_searches`` searches, a new round only while all
-        the searches so far ended in one mode (``_separated``); 1 (default) is one round. A mode the
-        searches miss is one the reverse process never reaches in high dimension, where the
-        covering ladder cannot widen the frame: on two_modes (d = 10-32, starts uniform in
-        [-2, 2]^d) all 8 searches of a run found only the heavier mode in about half the runs.
+    search_rounds : up to this many rounds (default 4) of ``n_searches`` searches, a new round only
+        while all the searches so far ended in one mode (``_separated``). A mode the searches miss
+        is one the reverse process never reaches in high dimension, where the covering ladder cannot
+        widen the frame: on two_modes (d = 10-32, starts uniform in [-2, 2]^d) all 8 searches of a
+        run found only the heavier mode in about half the runs, and that run's weight is 1.0. On a
+        unimodal target every round runs: 32 searches, 8 x (2,000 + 500 d) evaluations a round per
+        run. With a budget, only the rounds that fit its pilot share at full size (``pilot_sizes``).
     population, moves, n_start : the "smc" estimator's members per particle, MALA moves per member
         and step, and the run's start pool (module docstring, "The sequential estimator").
 
@@ -235,7 +249,7 @@ class RDMC(ParticleSettings):
     score_tolerance: float | None = None
     standardise: str = "auto"
     n_searches: int = 8
-    search_rounds: int = 1
+    search_rounds: int = 4
     population: int = 16
     moves: int = 8
     n_start: int = 32768
@@ -272,7 +286,7 @@ class RDMC(ParticleSettings):
 
     def resolved_estimator(self, has_grad: bool) -> str:
         if self.estimator == "auto":
-            return "is_mala" if has_grad else "is"
+            return "smc" if has_grad else "is"
         if self.estimator != "is" and not has_grad:  # smc moves with MALA
             raise ValueError(f"rdmc estimator {self.estimator!r} needs a gradient; the target has none "
                              "(use estimator='is', gradient-free)")
@@ -285,22 +299,29 @@ class RDMC(ParticleSettings):
         return evals_per_step(estimator, self.n_importance, self.n_chains, self.n_inner)
 
     def pilot_sizes(self, dim: int, budget_per_run: float | None = None) -> PilotSizes:
-        """The search standardisation's sizes: ``n_searches`` searches of at most 2000 + 500 d
-        evaluations, the pooled importance round's 200 d + 1000 and the ladder's 4000 a rung; with
-        a budget, all scaled down so that they cost at most a quarter of the run's budget (each at
-        least one search of 10 CMA-ES generations, 50 and 100 draws)."""
-        full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, 4000)
+        """The search standardisation's sizes: up to ``search_rounds`` rounds of ``n_searches``
+        searches of at most 2000 + 500 d evaluations, the pooled importance round's 200 d + 1000 and
+        the ladder's 4000 a rung. With a budget they cost at most a quarter of the run's budget: as
+        many full rounds as fit, and if not even one does, one round with every size scaled down
+        (each at least one search of 10 CMA-ES generations, 50 and 100 draws). The later rounds
+        run only when the first found one mode, so they are not paid for by shrinking the first."""
+        full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, 4000, self.search_rounds)
         cap = None if budget_per_run is None else _PILOT_SHARE * budget_per_run
-        if cap is None or pilot_allowance(full, self.search_rounds) <= cap:
+        if cap is None:
             return full
-        f = cap / pilot_allowance(full, self.search_rounds)
+        for rounds in range(self.search_rounds, 0, -1):
+            if pilot_allowance(full._replace(rounds=rounds)) <= cap:
+                return full._replace(rounds=rounds)
+        f = cap / pilot_allowance(full._replace(rounds=1))
         lam = 4 + int(3 * np.log(dim))
         return PilotSizes(max(1, int(full.searches * f)), max(10 * lam, int(full.search_evals * f)),
-                          max(50, int(full.pooled * f)), max(100, int(full.ladder * f)))
+                          max(50, int(full.pooled * f)), max(100, int(full.ladder * f)), 1)
 
     def draws_for_budget(self, budget_per_run: float, dim: int) -> int:
         """Population for a run of ``budget_per_run`` evaluations (``mc.compare``), a quarter of it
-        set aside for the pilot. Each particle gets the default grid's worth of evaluations, with
+        set aside for the pilot. Each particle gets the default grid's worth of evaluations at
+        "is_mala"'s cost per step (the target's gradient is not known here; "smc", the default with
+        one, then plans ~1.8x the default grid's steps from the same evaluations), with
         between 20 and ``default_draws`` particles; a budget too small for 20 particles of
         ``MIN_STEPS`` steps at the smallest inner sizes (where ``start_run`` shrinks the inner
         sizes to keep the steps) gets fewer particles, at least 4: a short grid is biased
@@ -587,7 +608,7 @@ class RDMCRun(ParticleRun):
             if settings.standardise == "auto" and sizes.searches < 2:
                 sizes = None  # the GPSS pilot instead (see ``standardise``)
         if sizes is not None:
-            allotment = pilot_allowance(sizes, settings.search_rounds)  # an upper bound: nothing to plan around afterwards
+            allotment = pilot_allowance(sizes)  # an upper bound: nothing to plan around afterwards
             margin = 0.0
         elif budget_per_particle is not None:
             allotment = min(tune * _PILOT_EVALS_PER_IT, _PILOT_SHARE * budget_per_particle * draws)
@@ -698,7 +719,7 @@ class RDMCRun(ParticleRun):
         search's (mean, covariance) in the frame's units."""
         d = target.dim
         found, n_evals = [], 0
-        for r in range(settings.search_rounds if init is None else 1):
+        for r in range(sizes.rounds if init is None else 1):
             starts = (np.tile(np.asarray(init, float), (sizes.searches, 1)) if init is not None
                       else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
             round_found, round_evals = search_bulks(target.logp_fn, target.kernel_args, starts, rng,

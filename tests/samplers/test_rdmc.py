@@ -74,8 +74,10 @@ def test_small_budgets_shrink_the_inner_sizes_before_the_grid(gauss):
     steps, n_is, chains, inner = plan_for_budget(RDMC(), "is_mala", 2000.0)
     assert steps >= MIN_STEPS and steps * (n_is + chains * (inner + 1)) <= 2000
     assert plan_for_budget(RDMC(), "is_mala", 30000.0) == (115, 128, 4, 32)
+    steps, _, population, moves = plan_for_budget(RDMC(), "smc", 2000.0)  # the default's 144 a step pay for 13
+    assert steps >= MIN_STEPS and steps * population * (moves + 1) <= 2000 and population < RDMC().population
     budget = 2 * 50 * 2000.0
-    idata = run(gauss.target, RDMC(), max_evals=budget, tune=1000)
+    idata = run(gauss.target, RDMC(estimator="is_mala"), max_evals=budget, tune=1000)
     tuned = json.loads(idata.attrs["tuned"])[0]
     assert tuned["n_steps"] >= MIN_STEPS and tuned["n_importance"] < 128
     assert idata.attrs["n_logp"] + idata.attrs["n_grad"] <= budget
@@ -93,18 +95,20 @@ def _student_logp(x, nu):
 
 
 def test_a_budget_grid_keeps_the_full_grids_top_steps_on_heavy_tails():
-    """A budget that pays for ~30 steps: geometric steps from T = 6 start at ~1, where the
-    frozen-score step throws particles into a Student-t's tails and its weak score leaves them
-    there (max_step = 100 is that grid: most particles beyond 8, a tenth beyond 1000); the default
-    caps them at the full grid's first step. P(max_i |x_i| > 20) is ~1e-4 for t_5 in d = 4."""
+    """A budget that pays for ~30 steps of is_mala: geometric steps from T = 6 start at ~1, where
+    the frozen-score step throws particles into a Student-t's tails and is_mala's weak score leaves
+    them there (max_step = 100 is that grid: most particles beyond 8, a tenth beyond 1000); the
+    default caps them at the full grid's first step. P(max_i |x_i| > 20) is ~1e-4 for t_5 in d = 4.
+    The default estimator (smc) kept them in even without the cap (seed 3: 90% of
+    particles had max |x_i| < 3.2 with max_step = 100), so the cap's mutant is run with is_mala."""
     t = mc.Target(_student_logp, 4, logp_grad=_student_logp_grad, args=(5.0,))
     budget = 2 * 100 * 6000.0
     far = {}
-    for max_step in (None, 100.0):
-        idata = run(t, RDMC(max_step=max_step), draws=100, max_evals=budget, seed=3)
+    for estimator, max_step in (("is_mala", None), ("is_mala", 100.0), ("auto", None)):
+        idata = run(t, RDMC(estimator=estimator, max_step=max_step), draws=100, max_evals=budget, seed=3)
         assert idata.attrs["n_steps"] < RDMC().n_steps
-        far[max_step] = np.quantile(np.abs(idata["posterior"]["x"].values).max(axis=-1), 0.9)
-    assert far[None] < 20.0 < far[100.0]
+        far[estimator, max_step] = np.quantile(np.abs(idata["posterior"]["x"].values).max(axis=-1), 0.9)
+    assert far["is_mala", None] < 20.0 < far["is_mala", 100.0] and far["auto", None] < 20.0, far
     with pytest.raises(ValueError, match="max_step"):
         RDMC(max_step=0.0).validate(4)
 
@@ -133,8 +137,10 @@ def test_gradient_free_target_uses_importance_sampling_and_other_estimators_say_
 
 # 45 steps: the early stop follows the searches' within-mode variance, which on this Gaussian comes
 # out 0.3-0.5 (their covariances are too narrow), so delta = 0.003-0.005 and the geometric grid is
-# coarser than at delta = 0.01; at 30 steps the sd came out 7-10% wide (0.04-0.055 with delta 0.01)
-SMALL = dict(n_steps=45, n_importance=32, n_chains=2, n_inner=8)
+# coarser than at delta = 0.01; at 30 steps the sd came out 7-10% wide (0.04-0.055 with delta 0.01).
+# SMALL is the default estimator (smc, with a gradient) at smaller sizes; SMALL_IS_MALA the older one.
+SMALL = dict(n_steps=45, population=8, moves=4, n_start=4000)
+SMALL_IS_MALA = dict(estimator="is_mala", n_steps=45, n_importance=32, n_chains=2, n_inner=8)
 
 
 def check_gaussian_accuracy(gauss, cfg, seed):
@@ -147,8 +153,9 @@ def check_gaussian_accuracy(gauss, cfg, seed):
 
 @pytest.mark.parametrize("cfg", [
     RDMC(**SMALL),
+    pytest.param(RDMC(**SMALL_IS_MALA), marks=pytest.mark.slow),
     pytest.param(RDMC(), marks=pytest.mark.slow),
-], ids=["small", "defaults"])
+], ids=["small", "small_is_mala", "defaults"])
 def test_accurate_on_an_off_centre_correlated_gaussian(gauss, cfg, seed_offset):
     check_gaussian_accuracy(gauss, cfg, seed_offset)
 
