@@ -241,6 +241,8 @@ def test_arvizs_ufunc_is_cached_and_other_vectorize_calls_are_not_touched(tmp_pa
     """While ArviZ 0.x is imported, numba.vectorize gives ``cache=True`` to calls from arviz.*
     modules with a signature list, and to nothing else."""
     import numba
+    for thread in _arviz._PRELOAD:  # a background import in flight would wrap the stand-in below
+        thread.join()
     calls = []
     monkeypatch.setattr(numba, "vectorize", lambda *a, **k: calls.append(k) or (lambda f: f))
     with _arviz._cached_numba_ufuncs():
