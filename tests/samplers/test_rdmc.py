@@ -247,6 +247,18 @@ def test_smc_counts_its_moves_and_its_start_pool(gauss):
     assert np.all(idata["step_stats"]["importance_ess"].values <= 3 + 1e-9)  # the population's ESS
 
 
+def test_smc_start_pool_grows_under_a_budget_within_a_tenth_of_it(gauss):
+    """With a budget the start pool still grows towards an ESS of 1,000 (a single pool of 32,768 had
+    an ESS of 44 on mog8 at 3e5 evaluations per draw), capped by 16 pools and a tenth of the run's
+    budget: pools of 100 cannot reach it, so all 16 are drawn; with a tenth of the budget below
+    that, the tenth is the cap; the run stays within its budget."""
+    cfg = RDMC(estimator="smc", n_steps=10, population=3, moves=4, n_start=100, standardise="none")
+    for budget, pool in ((20 * 5000.0, 1600), (20 * 500.0, 1000)):
+        idata = run(gauss.target, cfg, draws=20, chains=1, max_evals=budget)
+        assert json.loads(idata.attrs["tuned"])[0]["n_start"] == pool
+        assert idata.attrs["n_logp"] + idata.attrs["n_grad"] <= budget
+
+
 class _NoReweightRun(RDMCRun):
     reweight = False
 
