@@ -114,6 +114,8 @@ def accuracy_vs_cost(ds, path, metric="sliced_w2"):
     spent = spent[np.isfinite(spent) & (spent > 0)]
     if spent.size and spent.max() > 10 * spent.min():  # equal budgets span a narrow range: linear there
         ax.set_xscale("log")
+    else:
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax.set_xlabel("target evaluations spent")
     ax.set_ylabel(metric.replace("_", " "))
     if ax.collections:
