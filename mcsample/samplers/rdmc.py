@@ -686,7 +686,8 @@ class RDMCRun(ParticleRun):
             for k, (m, chol) in enumerate(comps):
                 rows = ~pick & (which == k)
                 u[rows] = m + u[rows] @ chol.T
-            log_g = [np.log(beta) - 0.5 * np.sum(u * u, axis=1)]
+            with np.errstate(divide="ignore"):  # defensive=0: log 0 = -inf drops the N(0, I) term
+                log_g = [np.log(beta) - 0.5 * np.sum(u * u, axis=1)]
             log_g += [np.log((1.0 - beta) / len(comps)) + _log_normal(u, m, chol) for m, chol in comps]
             lps = np.empty(n)
             log_densities(self.target.logp_fn, self.target.kernel_args, np.ascontiguousarray(frame_to_x(self.frame, u)),
