@@ -71,8 +71,13 @@ whose evaluations are counted (at most a quarter of a run's budget, as walk_jump
    below its bound of 2); the iterations L come from the budget (annealing time L h).
 4. eps: not one value. Per iteration the fast step is the largest inside ``stability`` (1/2) of
    SK-ROCK's bound for f at that lambda, Delta = 0.5 x 37.6 / (k(lambda) + Lip / lambda), at most
-   1 (eps = h / Delta): the fast chain relaxes in about cond(rho) / 19 iterations at every lambda,
-   the most separation stability allows, where a single eps must be set for the stiffest lambda.
+   1 (eps = h / Delta), where a single eps must be set for the stiffest lambda; and Delta x Lip /
+   lambda at most ``accuracy`` (2, Euler's own bound). The extended stability is for the stiff
+   *linear* part of f, the Gaussian tilt k(lambda) (up to 100 near lambda = 1); the target's part is
+   not linear, and on a multimodal target a step at half the bound overshot across basins: on
+   40-MoG fast chains started from exact draws of rho jumped up to 74 units and piled into isolated
+   modes, and both samplers' mode weights went wrong within the first tenth of the path (mode TV
+   0.45-0.57 against a floor of 0.17; benchmarks/results/multiscale_gmm40.md).
 5. Frictions (Gamma_min, Gamma_max) = (0.1, 2) sqrt(Lip): with the paper's (0.07, 0.5) at the
    tuned h (10-20x the paper's in natural units), the one-sample drift's noise heated the particles
    (arK: sds 1.4-5x too wide at 2e5 evaluations; 0.9-1.3x with these).
@@ -198,6 +203,7 @@ class _MultiscaleSettings(ParticleSettings):
     standardise: str = "auto"
     step_scale: float = 0.1
     stability: float = 0.5
+    accuracy: float = 2.0
     resample_init: bool | None = None
     n_searches: int = 4
     adjust_final: bool = True
@@ -222,6 +228,8 @@ class _MultiscaleSettings(ParticleSettings):
             raise ValueError(f"step_scale must be positive, got {self.step_scale!r}")
         if not 0.0 < self.stability <= 1.0:
             raise ValueError(f"stability must be in (0, 1], got {self.stability!r}")
+        if not (np.isfinite(self.accuracy) and self.accuracy > 0):
+            raise ValueError(f"accuracy must be positive, got {self.accuracy!r}")
         if int(self.n_searches) != self.n_searches or self.n_searches < 1:
             raise ValueError(f"n_searches must be a positive integer, got {self.n_searches!r}")
         skrock_coefficients(self.stages, self.damping)  # raises on bad stages / damping
@@ -300,6 +308,8 @@ class MultALMC(_MultiscaleSettings):
     standardise : "auto" (a pilot unless ``step_size`` is given), "pilot" or "none" (the target's
         own coordinates, as the paper).
     step_scale, stability : h sqrt(Lip) and the share of SK-ROCK's bound used when tuning.
+    accuracy : when tuning, the fast step times the target part's curvature (Lip / lambda) is at most
+        this (module docstring, step 4).
     resample_init : start each fast chain from importance resampling of a Gaussian pool (mode
         weights; module docstring). None: when standardised.
     n_searches : bulk searches of the pilot.
@@ -357,7 +367,7 @@ class MultCDiff(_MultiscaleSettings):
     step_size, friction : h and (Gamma_min, Gamma_max) of the final plain-Langevin phase (Gamma_max
         is used); None: tuned as MultALMC's.
     final_fraction : share of the iterations spent in the final plain Langevin phase.
-    standardise, step_scale, stability, resample_init, n_searches, adjust_final : as MultALMC's.
+    standardise, step_scale, stability, accuracy, resample_init, n_searches, adjust_final : as MultALMC's.
     """
 
     name: ClassVar[str] = "multcdiff"
@@ -974,14 +984,22 @@ class _MultiscaleRun(ParticleRun):
     def _noise_var(settings):
         return getattr(settings, "noise_scale", 1.0) ** 2
 
-    def _fast_steps(self, settings, steps, lip_fast):
+    @staticmethod
+    def _fast_steps(settings, steps, pull, stiff_target):
         """The SK-ROCK step per iteration: ``steps`` / eps with eps given, else the largest step with
-        Delta Lip(f) = stability x bound, for the fast drift's Lipschitz constant ``lip_fast``."""
+        Delta Lip(f) = stability x bound, Lip(f) = ``pull`` (the Gaussian tilt's, linear) +
+        ``stiff_target`` (the target part's), and Delta x ``stiff_target`` at most ``accuracy``."""
         if settings.eps is not None:
             return np.asarray(steps, dtype=float) / settings.eps
+        stable = settings.stability * stability_bound(settings.stages, settings.damping) / (pull + stiff_target)
+        # SK-ROCK's long stable steps are for the stiff linear part; the target's part is not linear, and across
+        # basins a long step's stages overshoot: at Delta x Lip / lambda = 19 (half the bound), fast chains on
+        # 40-MoG started from exact draws of rho jumped up to 74 units and piled into isolated modes (mode TV 0.11 ->
+        # 0.39 in 400 steps); at 3.8 they kept rho's weights (benchmarks/results/multiscale_gmm40.md)
+        accurate = settings.accuracy / stiff_target
         # at most one unit of fast time a step: the probe's Lipschitz constant misses the tails' curvature, and
         # steps of 5-10 there let a MultCDiff fast chain on eight schools run off (1e34) with no unstable stage
-        return np.minimum(settings.stability * stability_bound(settings.stages, settings.damping) / lip_fast, _MAX_FAST_STEP)
+        return np.minimum(np.minimum(stable, accurate), _MAX_FAST_STEP)
 
     def _common(self, settings, target, rng, draws, n_steps):
         super().__init__(settings, target, rng, 0, draws, n_steps)
@@ -1057,7 +1075,7 @@ class MultALMCRun(_MultiscaleRun):
             pull = 1.0 / ((1.0 - lam_n) * sigma**2)
         else:
             pull = (settings.tail_index + d) / (settings.tail_index * sigma**2 * (1.0 - lam_n))
-        self.deltas = self._fast_steps(settings, np.full(n_steps, self.h), pull + self.lipschitz / lam_n)
+        self.deltas = self._fast_steps(settings, np.full(n_steps, self.h), pull, self.lipschitz / lam_n)
         self.time = self.plan["lambda"].copy()
         self.step_stats["lambda"][:] = self.plan["lambda"]
         self.step_stats["friction"][:] = self.plan["friction"] if settings.underdamped else np.nan
@@ -1102,13 +1120,12 @@ class MultCDiffRun(_MultiscaleRun):
         if settings.underdamped:
             self.vs[:] = np.sqrt(self.mass) * rng.standard_normal((draws, d))
             self._cld_tables(g)
-            self.deltas = self._fast_steps(settings, self.etas, self.pull + lip * self.scale**2)
+            self.deltas = self._fast_steps(settings, self.etas, self.pull, lip * self.scale**2)
         else:
             s = self.plan["s"]
             self.ou = {"a_now": np.exp(-s[:-1]), "var_now": -np.expm1(-2 * s[:-1]), "a_next": np.exp(-s[1:]),
                        "var_next": -np.expm1(-2 * s[1:]), "eta": s[:-1] - s[1:]}
-            self.deltas = self._fast_steps(settings, self.ou["eta"],
-                                           1.0 / self.ou["var_next"] + lip / self.ou["a_next"]**2)
+            self.deltas = self._fast_steps(settings, self.ou["eta"], 1.0 / self.ou["var_next"], lip / self.ou["a_next"]**2)
         n_rev = self.plan["n_rev"]
         self.time = self.plan["lambda"].copy()
         self.step_stats["lambda"][:] = self.plan["lambda"]
