@@ -623,8 +623,8 @@ class Target:
         return self._logp_grad_user is not None
 
     def _build_functions(self):
-        """The data layout now; the guarded cfuncs on first use (each costs ~1 s to compile the
-        first time a function is seen, and NUTS never needs ``logp_fn``)."""
+        """The data layout now; the kernel functions on first use (a new data signature compiles
+        a small inner function per kind, ~0.2-0.5 s, and NUTS never needs ``logp_fn``)."""
         if self.is_compiled:
             self._layout = _data_layout(self.args)
         else:  # object mode: the data are bound in Python; the address is a placeholder
