@@ -42,7 +42,10 @@ def preload() -> None:
     import threading
     if _PRELOAD or os.environ.get("MCSAMPLE_PRELOAD", "1").strip().lower() in ("0", "false", "no", "off"):
         return
-    module = "xarray" if arviz_major() >= 1 else "arviz"
+    try:
+        module = "xarray" if arviz_major() >= 1 else "arviz"
+    except Exception:  # noqa: BLE001 - no ArviZ to find: building the result will say so, not Target()
+        return
     if module in sys.modules:
         return
     # catch_warnings is not thread-safe (it swaps the process's filters): a lasting, narrow filter
