@@ -177,6 +177,9 @@ class WalkJump(ParticleSettings):
         if self.radius is not None and not (np.isfinite(self.radius) and self.radius > self.tau >= 0):
             raise ValueError(f"radius must be a number above tau >= 0, got radius={self.radius!r}, tau={self.tau!r}")
         if self.mixture is not None:
+            if not isinstance(self.mixture, (tuple, list)) or len(self.mixture) != 3:
+                raise ValueError("mixture must be a triple (weights, means, variances), got "
+                                 f"{type(self.mixture).__name__} of length {len(self.mixture)}")
             w, means, var = self.mixture
             means = np.atleast_2d(np.asarray(means, float))
             if (means.shape != (np.size(w), dim) or not np.all(np.asarray(w) > 0) or np.size(var) not in (1, dim)
