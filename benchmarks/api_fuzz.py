@@ -472,7 +472,7 @@ def section_odd():
             kind, text, warned, seconds = outcome(fn)
             # a clear refusal is fine; so are draws outside a bounded support when the run warned
             # about them (the diffusion families' known limit, README)
-            warned_support = any("outside the target's support" in w for w in warned)
+            warned_support = any("outside the target's supp" in w for w in warned)  # messages cut at 90 characters
             ok = judge(kind, text, "either:.") or (text.startswith("BAD draws outside") and warned_support)
             rows.append(dict(id=f"{tname} / {sampler}", kind=kind, text=text, warnings=warned, expect="either",
                              passed=ok, seconds=round(seconds, 2)))
@@ -486,7 +486,21 @@ def section_dim200():
     warning sign, not a benchmark)."""
     t = gaussian_target(200)
     rows = []
+
+    def cma_search():  # what each slice chain (find_bulk=True, the default) does before its warmup
+        from mcsample._core.bulk import find_bulk
+        t0 = time.perf_counter()
+        bulk = find_bulk(t.logp_fn, t.kernel_args, np.random.default_rng(1).uniform(-2, 2, 200), np.random.default_rng(1))
+        fields = {k: getattr(bulk, k) for k in getattr(bulk, "_fields", ()) if np.ndim(getattr(bulk, k)) == 0}
+        return f"one chain's bulk search: {time.perf_counter() - t0:.0f} s, {fields}"
+
+    kind, text, warned, seconds = outcome(cma_search)
+    rows.append(dict(id="d = 200 / slice samplers' CMA-ES bulk search", kind=kind, text=text, warnings=warned,
+                     expect="timing", passed=kind == "ok", seconds=round(seconds, 2)))
+    print(f"[time] d = 200 CMA-ES search: {kind}: {text[:200]}", flush=True)
     for sampler in sorted(_REGISTRY):
+        if getattr(_REGISTRY[sampler](), "find_bulk", False) is True:
+            continue  # minutes per chain in the search above (eigendecompositions of 200 x 200 each generation)
         kw = dict(chains=1)
         if _REGISTRY[sampler].kind != "markov":
             kw["max_evals"] = 2e6  # 1e5 evaluations a particle
@@ -557,9 +571,15 @@ def section_contract():
                                                                           + r.sample_stats["n_grad"].sum()):
                 problems.append("attrs totals below the per-draw counts")
             path = RESULTS / f".api_fuzz_{name}.nc"
-            r.to_netcdf(str(path))
-            path.unlink()
-            return ("BAD " + "; ".join(problems)) if problems else f"groups {sorted(groups)}; netCDF round trip ok"
+            try:
+                r.to_netcdf(str(path))
+                path.unlink()
+                written = "netCDF written"
+            except ValueError as err:
+                if "backend libraries" not in str(err):
+                    raise
+                written = "netCDF not tried: no netCDF backend in this environment (pyproject requires h5netcdf)"
+            return ("BAD " + "; ".join(problems)) if problems else f"groups {sorted(groups)}, dims and attrs ok; {written}"
 
         def ctrl_c(name=name):
             real_wait, calls = sample_module.cf.wait, {"n": 0}
@@ -709,15 +729,24 @@ passed being in-range controls of parametrised tests.
 | 16 | numba's terminal colour codes in ValueError messages | stripped | `target.py` |
 | 17 | `compare(budget=-5)`: a table of per-sampler errors; `chains=0`: ZeroDivisionError; CLI `--budget 0` meant the default | checked before anything runs; CLI exit 2 | `compare.py`, `cli.py` |
 | 18 | `mcsample targets \\| head`: BrokenPipeError traceback | exits quietly | `cli.py` |
+| 19 | walk_jump `mixture` not a triple: \"not enough values to unpack\" | `ValueError: mixture must be a triple` | `samplers/walkjump.py` |
 
 The `target.py` fixes (1, 13-16) landed in fe3b426 together with the time-to-first-draw helper's shared guard
 (both edited the file in the shared tree; that commit took the whole file).
 
 Open, for the families' owners (not fixed here; see the settings and odd sections below): the
 range checks of settings whose bad values still run or fail late (rdmc `importance_boost=inf`
-OverflowError, multalmc `noise_scale=inf` NaN draws without an error, multcdiff `cld_friction=inf`
-ZeroDivisionError, and the rows marked \"ran\" below); multalmc/multcdiff leave particles outside a
-bounded support (known, warned; README).
+OverflowError, rdmc `horizon=inf` reported as \"max_step must be positive, got nan\", multalmc
+`noise_scale=inf` NaN draws without an error, multcdiff `cld_friction=inf` ZeroDivisionError, NUTS
+`inv_metric` with NaN: a clear message that does not name the setting; the rows marked \"ok\" in the
+settings section ran with a value that is probably meaningless, e.g. rdmc `inner_step=-1`, which the
+default estimator does not use, and NUTS's Stan-window sizes, which its default nutpie warmup does not use); multalmc returns NaN draws on a target whose log
+density raises (is NaN) in a region (2 failing rows of the odd section: warned, but as particles \"outside
+the support\"; the Langevin steps carry a NaN gradient on); multalmc/multcdiff leave particles outside a
+bounded support (known, warned; README); the slice samplers' default CMA-ES bulk search takes minutes
+per chain at d = 200 (the dim200 section: an eigendecomposition of the 200 x 200 covariance each
+generation; CMA-ES's usual lazy update would cut it, in `_core/bulk.py`, and would change the slice
+samplers' draws, so not done here).
 """
 
 
@@ -729,8 +758,8 @@ def markdown(results):
         "`/tmp/venv312/bin/python benchmarks/api_fuzz.py contract`, Python 3.12, ArviZ 1.3). A probe passes when",
         "the API works and its result is sane (finite draws, the support kept, DESIGN.md's layout), or raises a",
         "`ValueError` naming the argument. \"Before\" is what the probe did at 79ab502, the session's start.",
-        "Particle samplers run 2 runs x 20 particles with max_evals 4e5 (4e4 for plain Python targets, 4e6 at",
-        "d = 200); Markov samplers 2 chains x 20 draws after 20 warmup; seed 1. Small on purpose: these probe the",
+        "Particle samplers run 2 runs x 20 particles with max_evals 4e5 (4e4 for plain Python targets; at d = 200",
+        "one run, 2e6); Markov samplers 2 chains x 20 draws after 20 warmup; seed 1. Small on purpose: these probe the",
         "API, not accuracy (`benchmarks/robustness_sweep.py` does that).",
         "",
         FINDINGS,
@@ -755,7 +784,7 @@ def markdown(results):
                 now = f"{r['kind']}: {r['text']}".replace("|", "\\|")
                 if r["warnings"]:
                     now += " — warned: " + "; ".join(r["warnings"][:2]).replace("|", "\\|")
-                before = BEFORE.get(r["id"], "").replace("|", "\\|")
+                before = BEFORE.get(r["id"], "same").replace("|", "\\|")
                 lines.append(f"| {r['id']} | {before} | {now} | {'yes' if r['passed'] else '**no**'} |")
             lines.append("")
     return "\n".join(lines) + "\n"
