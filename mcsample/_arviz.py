@@ -33,10 +33,10 @@ _PRELOAD = []  # the thread importing ArviZ in the background, once started
 def preload() -> None:
     """Start importing what the result needs in a background thread, so that ``sample()`` does
     not wait for it after its chains finish: ArviZ on 0.x (~3-4 s), xarray on 1.x (~0.6 s;
-    sampling never imports ArviZ 1.x). ``Target(...)`` calls it first, so that the import also
-    overlaps the compile of the user's functions (LLVM's passes release the GIL), and
-    ``sample()`` again. ``MCSAMPLE_PRELOAD=0`` in the environment turns it off (the import then
-    happens when the first result is built)."""
+    sampling never imports ArviZ 1.x). ``sample()`` calls it, and waits for it
+    (``wait_for_preload``) before it returns or raises, so that no import runs while the caller's
+    code does. ``MCSAMPLE_PRELOAD=0`` in the environment turns it off (the import then happens
+    when the first result is built)."""
     import os
     import sys
     import threading
@@ -112,12 +112,31 @@ class _cached_numba_ufuncs:
         return False
 
 
-def _az():
-    """ArviZ, imported on first use: it costs 3-4 s, which `import mcsample` should not pay."""
+def wait_for_preload() -> None:
+    """Wait for the background import to finish, if one was started.
+
+    ``warnings.catch_warnings`` swaps the process's list of filters and, on exit, puts back the
+    list it saved. Importing ArviZ 0.x enters ~300 such blocks (matplotlib's styles, pandas), some
+    with ``simplefilter("ignore")``. A block entered in another thread while the import is inside
+    one of its own closes out of order and leaves the import's list in force for the rest of the
+    process: every warning silenced, ConvergenceWarning included (1 process in 4 with a tight loop
+    of blocks in the main thread during the import). So mcsample enters no block while the import
+    runs (``_quiet``), and ``sample()`` does not return with the import still running."""
     if _PRELOAD:
         _PRELOAD[0].join()
+
+
+def _quiet():
+    """``warnings.catch_warnings()``, entered once no background import is running."""
+    wait_for_preload()
+    return warnings.catch_warnings()
+
+
+def _az():
+    """ArviZ, imported on first use: it costs 3-4 s, which `import mcsample` should not pay."""
+    wait_for_preload()
     import sys
-    with warnings.catch_warnings():
+    with _quiet():
         warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.2x announces its 1.0 refactor
         if "arviz" in sys.modules:  # the import statement still waits for another thread's import
             import arviz
@@ -195,7 +214,7 @@ def from_datasets(groups, attrs=None):
         tree = xr.DataTree.from_dict(groups)
         tree.attrs.update(attrs or {})
         return tree
-    with warnings.catch_warnings():
+    with _quiet():
         warnings.filterwarnings("ignore", message=".*not defined in the InferenceData scheme")
         warnings.filterwarnings("ignore", message=".*not in the InferenceData schema")
         return _az().InferenceData(attrs=dict(attrs or {}), **groups)
@@ -257,7 +276,7 @@ def summary(idata, **kwargs):
     columns are the installed ArviZ's: both have ``mean``, ``sd``, ``ess_bulk``, ``ess_tail``,
     ``mcse_mean``, ``mcse_sd``; R-hat is ``r_hat``; the interval columns are ``hdi_3%``/``hdi_97%``
     on 0.x and ``eti89_lb``/``eti89_ub`` on 1.x."""
-    with warnings.catch_warnings():
+    with _quiet():
         warnings.simplefilter("ignore")
         table = _az().summary(idata, **kwargs)
     table.index = table.index.map(_row_name)
@@ -280,21 +299,21 @@ def _ess_kwargs(method) -> dict:
 
 def ess(idata, method="bulk"):
     """ESS of the posterior's variables, an ``xarray.Dataset`` (``ess(r)["x"]`` has dim param)."""
-    with warnings.catch_warnings():
+    with _quiet():
         warnings.simplefilter("ignore")
         return _dataset(_az().ess(idata, method=method, **_ess_kwargs(method)))
 
 
 def rhat(idata):
     """R-hat of the posterior's variables, an ``xarray.Dataset``."""
-    with warnings.catch_warnings():
+    with _quiet():
         warnings.simplefilter("ignore")
         return _dataset(_az().rhat(idata))
 
 
 def mcse(idata, method="mean"):
     """MCSE of the posterior's variables (or of a Dataset's), an ``xarray.Dataset``."""
-    with warnings.catch_warnings():
+    with _quiet():
         warnings.simplefilter("ignore")
         return _dataset(_az().mcse(idata, method=method))
 
@@ -302,7 +321,7 @@ def mcse(idata, method="mean"):
 def ess_of(values, method="bulk") -> np.ndarray:
     """ESS of each column of a (chain, draw, k) array."""
     az = _az()
-    with warnings.catch_warnings():
+    with _quiet():
         warnings.simplefilter("ignore")
         return np.array([float(az.ess(np.asarray(values[..., j]), method=method, **_ess_kwargs(method)))
                          for j in range(values.shape[-1])])
@@ -311,7 +330,7 @@ def ess_of(values, method="bulk") -> np.ndarray:
 def rhat_of(values) -> np.ndarray:
     """Rank-normalised split R-hat of each column of a (chain, draw, k) array."""
     az = _az()
-    with warnings.catch_warnings():
+    with _quiet():
         warnings.simplefilter("ignore")
         return np.array([float(az.rhat(np.asarray(values[..., j]))) for j in range(values.shape[-1])])
 

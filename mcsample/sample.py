@@ -171,11 +171,18 @@ def resume(path, target, *, draws=None, progressbar=True, executor=None, checkpo
                    checkpoint_every)
 
 
-def _sample(cfg, target, seed_seq, inits, tune, draws, chains, progressbar, executor, save_warmup, chain_budget,
-            states, ckpt, checkpoint_every):
+def _sample(*args):
+    _arviz.preload()  # imported while the chains run, not after them
+    try:
+        return _sample_and_build(*args)
+    finally:  # no import left running in the caller's code: see _arviz.wait_for_preload
+        _arviz.wait_for_preload()
+
+
+def _sample_and_build(cfg, target, seed_seq, inits, tune, draws, chains, progressbar, executor, save_warmup,
+                      chain_budget, states, ckpt, checkpoint_every):
     chain_seeds = seed_seq.spawn(chains)
     seed = _seed_attr(seed_seq.entropy)
-    _arviz.preload()  # imported while the chains run, not after them
 
     t0 = time.perf_counter()
     _compile(cfg, target, inits[0], chain_budget, draws)

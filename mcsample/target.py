@@ -35,7 +35,6 @@ import numpy as np
 from numba import types
 from numba.core.registry import CPUDispatcher
 
-from . import _arviz
 
 __all__ = ["Target"]
 
@@ -607,9 +606,6 @@ class Target:
             )
         self.n_logp = 0
         self.n_grad = 0
-        # a target is built to be sampled: start importing what the result needs (ArviZ 0.x,
-        # 3-4 s) now, so that it overlaps the compile below, not just sample()'s few tenths
-        _arviz.preload()
         self._build_functions()
         self.test_point = self._find_test_point(test_point)
         if logp_grad is not None:

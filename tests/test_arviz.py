@@ -216,19 +216,19 @@ def test_preload_can_be_turned_off(monkeypatch):
     assert _arviz._PRELOAD == []
 
 
-def test_importing_arviz_while_a_target_starts_its_background_import():
-    """Target(...) starts importing ArviZ (0.x) or xarray (1.x) in a thread while it compiles the
-    user's function; a user who imports ArviZ at the same time must neither deadlock nor see a
-    half-imported module, and numba.vectorize must be numba's own again afterwards. In a fresh
-    process, so that nothing is imported yet."""
+def test_importing_arviz_while_the_background_import_runs():
+    """sample() imports ArviZ (0.x) or xarray (1.x) in a thread while its chains compile and run;
+    a user thread importing ArviZ at the same time must neither deadlock nor see a half-imported
+    module, and numba.vectorize must be numba's own again afterwards. In a fresh process, so that
+    nothing is imported yet."""
     import subprocess
     import sys
-    code = ("import numba, numpy as np, mcsample as mc\n"
+    code = ("import numba\n"
             "vectorize = numba.vectorize\n"
-            "t = mc.Target(numba.njit(lambda x: -0.5 * np.sum(x * x)), 2)\n"  # exec'd guard: compiled here
+            "from mcsample import _arviz\n"
+            "_arviz.preload()\n"
             "import arviz\n"
             "assert hasattr(arviz, 'InferenceData') and hasattr(arviz, 'summary')\n"
-            "from mcsample import _arviz\n"
             "_arviz._az()\n"
             "assert numba.vectorize is vectorize\n"
             "print('ok', arviz.__version__)")
@@ -252,3 +252,31 @@ def test_arvizs_ufunc_is_cached_and_other_vectorize_calls_are_not_touched(tmp_pa
         wrapper(["float64(float64)"])(abs)  # from here: tests, not arviz
     assert numba.vectorize is not wrapper
     assert calls == [{"cache": True}, {}, {}]
+
+
+def test_no_warning_filter_leaks_from_a_background_import(monkeypatch):
+    """The background import enters its libraries' own catch_warnings blocks (~300 for ArviZ 0.x,
+    some with simplefilter("ignore")). If mcsample entered one in the main thread meanwhile, the
+    two would close out of order and leave the import's "ignore" in force for the whole process.
+    Here a stand-in import sits inside such a block while ``rhat`` runs: the filters must come
+    back as they were (the mutant, entering the block before waiting for the import, leaks)."""
+    import threading
+    rng = np.random.default_rng(1)
+    idata = _arviz.to_inference_data(rng.normal(size=(2, 50, 2)), {"lp": rng.normal(size=(2, 50))},
+                                     ["a", "b"], {})
+    inside, leave = threading.Event(), threading.Event()
+
+    def stand_in_import():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=stand_in_import)
+    monkeypatch.setattr(_arviz, "_PRELOAD", [thread])
+    before = list(warnings.filters)
+    thread.start()
+    assert inside.wait(10)
+    threading.Timer(0.2, leave.set).start()
+    _arviz.rhat(idata)
+    assert warnings.filters == before
