@@ -108,3 +108,24 @@ def test_pooled_bulk_and_searches_returns_the_pooled_moments_and_each_searchs_mo
     np.testing.assert_array_equal(mean, mean2)
     np.testing.assert_array_equal(cov, cov2)
     assert n == n2
+
+
+def test_high_dimension_decomposes_the_covariance_every_few_generations_and_still_lands(monkeypatch):
+    """From d = 6 the covariance is decomposed every lambda / (c_1 + c_mu) / d / 10 generations
+    (6 at d = 30), not every generation (the O(d^3) cost that made the search take minutes at
+    d = 200), and the search still lands in the bulk of the offset, badly scaled Gaussian."""
+    from mcsample._core import bulk as bulk_module
+    assert [bulk_module.eigendecomposition_interval(cma_constants(d), d) for d in (2, 5, 6, 30, 200)] == \
+        [1, 1, 2, 6, 42]
+    target, mu, cov = offset_gaussian(d=30)
+    prec, d = np.linalg.inv(cov), target.dim
+    radius = np.sqrt(stats.chi2.ppf(0.999, d))
+    calls = []
+    eigh = np.linalg.eigh
+    monkeypatch.setattr(bulk_module.np.linalg, "eigh", lambda a: calls.append(1) or eigh(a))
+    for seed in range(3):
+        calls.clear()
+        rng = np.random.default_rng(seed)
+        found = find_bulk(target.logp_fn, target.kernel_args, rng.uniform(-2, 2, d), rng)
+        assert np.sqrt((found.point - mu) @ prec @ (found.point - mu)) < radius
+        assert len(calls) == -(-found.generations // 6)
