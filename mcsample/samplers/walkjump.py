@@ -541,7 +541,7 @@ class WalkJumpRun(ParticleRun):
         # With collapsed weights the estimated score is ~0: the walks stay near their start, the
         # pilot's Gaussian, so the output shows the pilot's frame more than the target (eight
         # schools at mc.compare's 2e5: mu 1.5 sd off where that frame was, seed 0)
-        why = "Raise n_importance, lower sigma (resolution and tunnelling suffer), or see the dimension limits in the README"
+        why = "Raise n_importance, lower sigma (resolution and tunnelling suffer), or see the dimension limits in docs/samplers.md (walk-jump chains)"
         if self.n_is < s.n_importance:
             full = s.n_measurements * s.measurement_cost()
             why = (f"The budget shrank the denoiser's sample to {self.n_is} evaluations a call (settings: "
