@@ -164,11 +164,16 @@ def test_settings_of_the_wrong_type_name_the_setting(name):
 
 @pytest.mark.parametrize("name, setting, value", [("nuts", "gamma", 0.0), ("nuts", "t0", -1.0), ("nuts", "kappa", 0.0),
                                                    ("nuts", "max_energy_error", 0.0), ("walk_jump", "tau", -1.0),
-                                                   ("walk_jump", "mixture", (1.0,))])
+                                                   ("walk_jump", "mixture", (1.0,)),
+                                                   ("rdmc", "importance_boost", np.inf), ("rdmc", "horizon", np.inf),
+                                                   ("multalmc", "noise_scale", np.inf),
+                                                   ("multcdiff", "cld_friction", np.inf)])
 def test_out_of_range_constants_name_the_setting(target, name, setting, value):
     """NUTS with gamma = 0 or t0 = -1 raised ZeroDivisionError in its warmup; kappa = 0 and a
     negative max_energy_error (every step a divergence) or tau ran without a word; a walk-jump
-    mixture that is not a triple was an unpacking error."""
+    mixture that is not a triple was an unpacking error. Infinite rdMC importance_boost /
+    horizon were an OverflowError / a message about max_step, multalmc's noise_scale = inf gave NaN
+    draws and multcdiff's cld_friction = inf a ZeroDivisionError."""
     with pytest.raises(ValueError, match=setting):
         mc.samplers.resolve(name, {setting: value}).validate(2)
 

@@ -347,8 +347,9 @@ class MultALMC(_MultiscaleSettings):
             raise ValueError(f"need lambda_delta < lambda_tilde < 1 - lambda_delta, got {self.lambda_tilde}")
         if self.noise not in NOISES:
             raise ValueError(f"noise must be one of {NOISES}, got {self.noise!r}")
-        if not (self.tail_index > 0 and self.noise_scale > 0):
-            raise ValueError("tail_index and noise_scale must be positive")
+        if not (self.tail_index > 0 and 0 < self.noise_scale < np.inf):
+            raise ValueError(f"tail_index must be positive and noise_scale positive and finite, got "
+                             f"{self.tail_index} and {self.noise_scale}")
 
     def start_run(self, target, rng, init, tune, draws, budget_per_particle):
         return MultALMCRun(self, target, rng, init, draws, budget_per_particle)
@@ -382,8 +383,8 @@ class MultCDiff(_MultiscaleSettings):
 
     def validate(self, dim: int) -> None:
         super().validate(dim)
-        if not self.cld_friction > 0:
-            raise ValueError(f"cld_friction must be positive, got {self.cld_friction}")
+        if not 0 < self.cld_friction < np.inf:
+            raise ValueError(f"cld_friction must be positive and finite, got {self.cld_friction}")
         if not 0.0 <= self.final_fraction < 1.0:
             raise ValueError(f"final_fraction must be in [0, 1), got {self.final_fraction}")
 

@@ -264,14 +264,14 @@ class RDMC(ParticleSettings):
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if self.grid not in GRIDS:
             raise ValueError(f"grid must be one of {GRIDS}, got {self.grid!r}")
-        if not 0.0 < self.early_stop < self.horizon:
-            raise ValueError(f"need 0 < early_stop < horizon, got {self.early_stop} and {self.horizon}")
+        if not 0.0 < self.early_stop < self.horizon < np.inf:
+            raise ValueError(f"need 0 < early_stop < horizon < inf, got {self.early_stop} and {self.horizon}")
         if self.max_step is not None and not self.max_step > 0.0:
             raise ValueError(f"max_step must be positive, got {self.max_step}")
         if self.wide_steps not in ("importance", "chains"):
             raise ValueError(f"wide_steps must be 'importance' or 'chains', got {self.wide_steps!r}")
-        if not self.importance_boost >= 1.0:
-            raise ValueError(f"importance_boost must be at least 1, got {self.importance_boost}")
+        if not 1.0 <= self.importance_boost < np.inf:
+            raise ValueError(f"importance_boost must be finite and at least 1, got {self.importance_boost}")
         for name in ("n_steps", "n_importance", "n_chains", "n_inner"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
