@@ -44,7 +44,7 @@ def preload() -> None:
         return
     try:
         module = "xarray" if arviz_major() >= 1 else "arviz"
-    except Exception:  # noqa: BLE001 - no ArviZ to find: building the result will say so, not Target()
+    except Exception:  # noqa: BLE001 - no ArviZ to find: building the result will say so, not preload()
         return
     if module in sys.modules:
         return
@@ -134,9 +134,8 @@ def _quiet():
 
 def _az():
     """ArviZ, imported on first use: it costs 3-4 s, which `import mcsample` should not pay."""
-    wait_for_preload()
     import sys
-    with _quiet():
+    with _quiet():  # waits for a background import first
         warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.2x announces its 1.0 refactor
         if "arviz" in sys.modules:  # the import statement still waits for another thread's import
             import arviz
@@ -147,7 +146,7 @@ def _az():
 @functools.cache
 def arviz_major() -> int:
     """The installed ArviZ's major version (0 or 1), read from the package metadata, so that
-    building a result on ArviZ 1.x needs no ArviZ import. ``Target(...)`` asks first: the name of
+    building a result on ArviZ 1.x needs no ArviZ import. ``sample()`` asks it before each run: the name of
     the ``arviz-<version>.dist-info`` directory beside the package is one directory listing
     (~1 ms); ``importlib.metadata`` scans every installed distribution (~30 ms), so it is only
     the fallback."""
