@@ -21,6 +21,7 @@ the command line).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -334,7 +335,6 @@ def lambda_free_gauss(x, unused):
 def section_sample():
     t = gaussian_target()
     base = small_run(t, "gpss").posterior["x"].values
-    sample_module = importlib.import_module("mcsample.sample")
 
     def same_as_seed_1(seed):
         r = small_run(t, "gpss", seed=seed)
@@ -396,25 +396,34 @@ def section_sample():
     ]
 
     def ctrl_c_gpss():
-        real_wait, calls = sample_module.cf.wait, {"n": 0}
-
-        def wait(fs, timeout=None):
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise KeyboardInterrupt
-            return real_wait(fs, timeout=0.05)
-
-        sample_module.cf.wait = wait
-        try:
+        with ctrl_c_at_wait(2):
             r = mc.sample(t, "gpss", draws=200_000, tune=10, chains=2, seed=1, progressbar=False)
-        finally:
-            sample_module.cf.wait = real_wait
         return f"interrupted={r.attrs['interrupted']!r}, draws {r.posterior['x'].shape[1]}"
 
     P.append(("Ctrl-C mid-run (gpss)", ctrl_c_gpss, "ok"))
     rows = run_probes(P)
     (RESULTS / ".api_fuzz_tmp.nc").unlink(missing_ok=True)
     return rows
+
+
+@contextlib.contextmanager
+def ctrl_c_at_wait(nth):
+    """Ctrl-C as the user presses it: the ``nth`` time ``sample`` waits for its chains, the wait
+    raises KeyboardInterrupt (earlier waits time out after 0.05 s so the run goes on meanwhile)."""
+    sample_module = importlib.import_module("mcsample.sample")
+    real_wait, calls = sample_module.cf.wait, {"n": 0}
+
+    def wait(fs, timeout=None):
+        calls["n"] += 1
+        if calls["n"] == nth:
+            raise KeyboardInterrupt
+        return real_wait(fs, timeout=0.05)
+
+    sample_module.cf.wait = wait
+    try:
+        yield
+    finally:
+        sample_module.cf.wait = real_wait
 
 
 def bad_values(annotation):
@@ -534,7 +543,6 @@ def section_contract():
     t = gaussian_target(3)
     rows = []
     with_threads_env = {n: draws_digest(n) for n in (1, 2)}
-    sample_module = importlib.import_module("mcsample.sample")
     for name in sorted(_REGISTRY):
         particles = _REGISTRY[name].kind != "markov"
 
@@ -582,25 +590,15 @@ def section_contract():
             return ("BAD " + "; ".join(problems)) if problems else f"groups {sorted(groups)}, dims and attrs ok; {written}"
 
         def ctrl_c(name=name):
-            real_wait, calls = sample_module.cf.wait, {"n": 0}
-
-            def wait(fs, timeout=None):
-                calls["n"] += 1
-                if calls["n"] == 3:
-                    raise KeyboardInterrupt
-                return real_wait(fs, timeout=0.05)
-
-            sample_module.cf.wait = wait
+            kw = dict(draws=400, max_evals=None) if particles else dict(draws=500_000, tune=10)
             try:
-                kw = dict(draws=400, max_evals=None) if particles else dict(draws=500_000, tune=10)
-                r = mc.sample(t, name, chains=2, seed=1, progressbar=False, **kw)
+                with ctrl_c_at_wait(3):
+                    r = mc.sample(t, name, chains=2, seed=1, progressbar=False, **kw)
                 return f"returned: interrupted={r.attrs['interrupted']!r}, draws {r.posterior['x'].shape[1]}"
             except KeyboardInterrupt as err:
                 if particles and "nothing is returned" in str(err):
                     return "KeyboardInterrupt before any run ended (documented: a partial population is no sample)"
                 raise
-            finally:
-                sample_module.cf.wait = real_wait
 
         for pid, fn in (("same seed, bit-identical", identity), ("result layout + netCDF", layout),
                         ("Ctrl-C", ctrl_c)):
