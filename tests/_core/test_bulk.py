@@ -129,3 +129,40 @@ def test_high_dimension_decomposes_the_covariance_every_few_generations_and_stil
         found = find_bulk(target.logp_fn, target.kernel_args, rng.uniform(-2, 2, d), rng)
         assert np.sqrt((found.point - mu) @ prec @ (found.point - mu)) < radius
         assert len(calls) == -(-found.generations // 6)
+
+
+@numba.njit
+def two_gaussians_logp(x, centre):
+    """Equal Gaussians (sd 0.5) at +-centre."""
+    a = -2.0 * np.sum((x - centre) ** 2)
+    b = -2.0 * np.sum((x + centre) ** 2)
+    m = max(a, b)
+    return m + np.log(np.exp(a - m) + np.exp(b - m))
+
+
+def test_search_rounds_run_until_two_searches_end_in_different_modes():
+    """``search_rounds``: round r starts from ``starts(rng)``; a round whose searches all end in the
+    mode the others found is followed by another, up to ``rounds``; once two searches are
+    ``separated`` no further round runs. Starts: 3 near -c, then 3 near +c, then near +c again."""
+    from mcsample._core.bulk import search_rounds, separated
+    centre = np.array([4.0, 4.0])
+    target = mc.Target(two_gaussians_logp, dim=2, args=(centre,))
+    calls = []
+
+    def starts(rng):
+        calls.append(len(calls))
+        sign = -1.0 if len(calls) == 1 else 1.0
+        return sign * centre + 0.1 * rng.standard_normal((3, 2))
+    found, n_evals = search_rounds(target.logp_fn, target.kernel_args, starts, np.random.default_rng(0), rounds=4,
+                                   max_evals=600)
+    assert calls == [0, 1] and len(found) == 6 and separated(found) and not separated(found[:3])
+    assert n_evals == sum(b.n_evals for b in found) and n_evals <= 6 * 600
+    assert np.all(np.sign([b.mean[0] for b in found]) == [-1, -1, -1, 1, 1, 1])
+
+    def one_mode(rng):
+        calls.append(len(calls))
+        return -centre + 0.1 * rng.standard_normal((3, 2))
+    calls.clear()  # every search in one mode: every round runs
+    found, _ = search_rounds(target.logp_fn, target.kernel_args, one_mode, np.random.default_rng(0), rounds=3,
+                             max_evals=600)
+    assert calls == [0, 1, 2] and len(found) == 9 and not separated(found)
