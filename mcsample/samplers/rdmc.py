@@ -105,7 +105,8 @@ import numpy as np
 
 from collections import namedtuple
 
-from .._core.bulk import _log_normal, covering_variance, log_densities, pool_bulks, search_bulks
+from .._core.bulk import _log_normal, covering_variance, log_densities, pool_bulks, search_rounds
+from .._core.bulk import regularised as _regularised, separated as _separated
 from .._core.diffusion import (GRIDS, exponential_integrator_step, ou_mean_factor, ou_variance,
                                score_from_posterior_mean, time_grid)
 from .._core.posterior_mean import importance_mean, mala_mean, ula_mean
@@ -522,29 +523,10 @@ def draw_standard_normal(rng, out):
 # -- the run -----------------------------------------------------------------------------------
 
 
-def _regularised(cov):
-    """The symmetric part of ``cov`` with its eigenvalues floored at 1e-12 of the largest."""
-    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
-    return (vecs * np.maximum(vals, 1e-12 * max(vals.max(), 1e-300))) @ vecs.T
-
-
 def _whiten(chol, cov):
     """L^{-1} C L^{-T}: the covariance ``cov`` in the units u of x = c + L u."""
     a = np.linalg.solve(chol, cov)
     return np.linalg.solve(chol, a.T)
-
-
-def _separated(found, threshold=9.0):
-    """Whether two searches ended in different modes: the squared Mahalanobis distance between
-    their means under the sum of their covariances, per dimension, above ``threshold`` (3 sds
-    apart on average per coordinate)."""
-    for j in range(len(found)):
-        for k in range(j):
-            r = found[j].mean - found[k].mean
-            c = _regularised(found[j].cov + found[k].cov)
-            if r @ np.linalg.solve(c, r) / r.size > threshold:
-                return True
-    return False
 
 
 def importance_sizes(settings: RDMC, grid: np.ndarray, dim: int, n_importance: int | None = None) -> np.ndarray:
@@ -728,16 +710,10 @@ class RDMCRun(ParticleRun):
         searches missed); w from the searches' own covariances (module docstring); modes = each
         search's (mean, covariance) in the frame's units."""
         d = target.dim
-        found, n_evals = [], 0
-        for r in range(sizes.rounds if init is None else 1):
-            starts = (np.tile(np.asarray(init, float), (sizes.searches, 1)) if init is not None
-                      else rng.uniform(-2.0, 2.0, (sizes.searches, d)))
-            round_found, round_evals = search_bulks(target.logp_fn, target.kernel_args, starts, rng,
-                                                    max_evals=sizes.search_evals)
-            found += round_found
-            n_evals += round_evals
-            if found and _separated(found):
-                break
+        starts = ((lambda rng: np.tile(np.asarray(init, float), (sizes.searches, 1))) if init is not None
+                  else (lambda rng: rng.uniform(-2.0, 2.0, (sizes.searches, d))))
+        found, n_evals = search_rounds(target.logp_fn, target.kernel_args, starts, rng,
+                                       sizes.rounds if init is None else 1, max_evals=sizes.search_evals)
         mean, cov, n = pool_bulks(target.logp_fn, target.kernel_args, found, rng, n_importance=sizes.pooled)
         n_evals += n
         chol = np.linalg.cholesky(_regularised(cov))
