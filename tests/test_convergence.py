@@ -8,7 +8,7 @@ import pytest
 
 import mcsample as mc
 from mcsample import _arviz
-from mcsample.convergence import ConvergenceWarning, chain_disagreements, split_rhat
+from mcsample.convergence import ConvergenceWarning, bulk_ess, chain_disagreements, ess_shortfall, split_rhat
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.3, 3.0])
@@ -61,3 +61,32 @@ def test_sample_is_quiet_when_chains_agree():
 @numba.njit
 def _std_normal(x):
     return -0.5 * np.sum(x ** 2)
+
+
+def _ar1(rng, chains, n, phi):
+    x = rng.standard_normal((chains, n))
+    for t in range(1, n):
+        x[:, t] += phi * x[:, t - 1]
+    return x
+
+
+@pytest.mark.parametrize("chains, n, phi", [(1, 1000, 0.9), (4, 300, 0.5), (2, 57, 0.0), (1, 200, -0.5)])
+def test_bulk_ess_agrees_with_arviz(chains, n, phi):
+    x = _ar1(np.random.default_rng(4), chains, n, phi)
+    assert bulk_ess(x) == pytest.approx(_arviz.ess_of(x[..., None])[0], rel=1e-9)
+
+
+def test_ess_shortfall_names_the_slow_parameter_only():
+    rng = np.random.default_rng(5)
+    draws = np.stack([rng.standard_normal((1, 1000)), _ar1(rng, 1, 1000, 0.99)], axis=-1)
+    problems = ess_shortfall(draws, ["fast", "slow"])
+    assert len(problems) == 1 and "1 of 2 parameters (slow " in problems[0]
+    assert ess_shortfall(draws[:, :, :1], ["fast"]) == []
+
+
+def test_one_chain_with_a_tiny_ess_warns_with_the_sampler_and_what_to_do():
+    """Hit-and-run moves each coordinate by ~1/sqrt(d) per iteration: at d = 50 its 300 draws
+    have a bulk ESS of a few, and one chain has no R-hat to show it."""
+    with pytest.warns(ConvergenceWarning, match=r"hit_and_run_slice: bulk ESS < 30 for .* use 'nuts'"):
+        mc.sample(mc.Target(_std_normal, dim=50), "hit_and_run_slice", draws=300, tune=100, chains=1, seed=1,
+                  progressbar=False, find_bulk=False)
