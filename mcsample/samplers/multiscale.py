@@ -450,12 +450,15 @@ def _guarded_fast_step(logp_grad, args, frame, rng, y, delta, guard, p, bound, t
     if accepted:
         guard[p, _LIP] = max(est, 0.98 * lip)
     else:  # no stable step found: the fast chain stays where it was for this iteration, and the next starts from
-        # the shorter step the last attempt asked for (a diverged attempt has no finite estimate to remember)
+        # the shorter step the last attempt asked for. An attempt that met a non-finite gradient (the target
+        # undefined there, or the user's function raised) says nothing about the curvature: its 0.1x cuts had left
+        # a step 1e-8 of the planned one remembered, which froze the chain for the rest of the run (a target NaN
+        # for x0 > 2: a fifth of the particles ended 10-30 sd out); it is a rejected proposal, and the next
+        # iteration tries the same step again
         for i in range(y.size):
             y[i] = save[i]
-        shorter = theta * bound / dl if dl > 0.0 else np.inf
-        if np.isfinite(shorter):
-            guard[p, _LIP] = max(lip, shorter)
+        if np.isfinite(est) and est > 0.0:
+            guard[p, _LIP] = max(lip, est)
     return n
 
 
