@@ -77,10 +77,19 @@ def test_small_budgets_shrink_the_inner_sizes_before_the_grid(gauss):
     steps, _, population, moves = plan_for_budget(RDMC(), "smc", 2000.0)  # the default's 144 a step pay for 13
     assert steps >= MIN_STEPS and steps * population * (moves + 1) <= 2000 and population < RDMC().population
     budget = 2 * 50 * 2000.0
-    idata = run(gauss.target, RDMC(estimator="is_mala"), max_evals=budget, tune=1000)
+    with pytest.warns(RuntimeWarning, match=r"shrank the 'is_mala' score estimator's inner sample.*at least"):
+        idata = run(gauss.target, RDMC(estimator="is_mala"), max_evals=budget, tune=1000)
     tuned = json.loads(idata.attrs["tuned"])[0]
     assert tuned["n_steps"] >= MIN_STEPS and tuned["n_importance"] < 128
     assert idata.attrs["n_logp"] + idata.attrs["n_grad"] <= budget
+
+
+def test_no_shrinkage_warning_when_the_budget_pays_for_the_inner_sizes(gauss):
+    """The warning above fires only when the inner sizes were shrunk (its mutant: always warn)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        run(gauss.target, RDMC(estimator="is"), draws=20, max_evals=2 * 20 * 8000.0)
 
 
 @numba.njit
