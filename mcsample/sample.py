@@ -320,10 +320,13 @@ def _compile(cfg, target, init, chain_budget, draws):
     one time step of two particles), so that wall_time excludes compilation. A chain starts where
     chain 0 would (or a point chosen the same way), which also surfaces a bad init (GPSS at its
     origin, say) before any thread runs. A slice family's search for the bulk is not run (a full
-    CMA-ES search, thrown away): its kernels are compiled on a two-generation search instead."""
+    CMA-ES search, thrown away): its kernels are compiled on a two-generation search instead. A
+    particle family may drop such work too (``ParticleSettings.for_compile_run``)."""
     search = getattr(cfg, "find_bulk", False) is True
     if search:
         cfg = dataclasses.replace(cfg, find_bulk=False)
+    if cfg.kind == PARTICLES:
+        cfg = cfg.for_compile_run()
     try:
         run = _start(cfg, target, np.random.default_rng(0), init, 1, 2, 0, chain_budget)
     except ValueError:

@@ -74,6 +74,12 @@ class ParticleSettings(SamplerSettings):
         """Population size for a run given this many evaluations (``mc.compare``)."""
         return self.default_draws
 
+    def for_compile_run(self) -> "ParticleSettings":
+        """The settings of ``sample()``'s throwaway run of two particles that compiles the kernels:
+        these, or the same without work whose result is thrown away (a search that compiles no
+        kernel of its own, say) and which would cost as much as the run's own."""
+        return self
+
 
 class Run:
     """What the driver advances: ``total`` units in chunks ``advance(start, stop)``.
