@@ -65,14 +65,30 @@ One gradient evaluation per candidate replaces the log density (counted in ``n_g
 
 Standardisation: the process starts at a point and its reference N(0, gamma I) must cover the
 target, or the weights near t = 0 degenerate. Before the run, ``n_searches`` gradient-free bulk
-searches (``_core.bulk.pooled_bulk``) from uniform(-2, 2) starts (or ``init``) give a first mean
-and covariance, and ``covering_variance`` a gamma that covers what they found. A pilot ensemble of
-``pilot`` x draws particles then runs the sampler in that frame, and its output's mean and
-covariance become the frame of the run (gamma found again): the searches' covariance can be far off
-(correlated d = 10: sds 0.46 for 1, correlation 0.42 for 0.9), which an isotropic gamma cannot
-repair. Every evaluation is counted (``attrs["n_logp"]``, ``attrs["n_grad"]``). The output is a
+searches (``_core.bulk.search_rounds``, pooled by ``pool_bulks``) from uniform(-2, 2) starts (or
+``init``), in up to ``search_rounds`` rounds while every search so far ended in one mode, give a
+first mean and covariance, and ``covering_variance`` a gamma that covers what they found. A
+reference that misses a mode cannot be repaired later in high dimension: with one round, all 8
+searches ended in the heavier mode of two_modes (d = 8) on 3 seeds of 20 and those runs put no
+particle in the other; with the rounds none of the 20 did (a second round on those 3 seeds, ~10
+evaluations a particle; ``benchmarks/results/ensemble_score_two_modes.md``). A unimodal target runs
+every round: 32 searches. A pilot ensemble of ``pilot`` x draws particles then runs the sampler in
+that frame, and its output's mean and covariance become the frame of the run (gamma found again):
+the searches' covariance can be far off (correlated d = 10: sds 0.46 for 1, correlation 0.42 for
+0.9), which an isotropic gamma cannot repair. Log densities enter every weight (searches, pooling,
+covering ladders, pilot, steps) only less an anchor that moves with them (``_log_g``,
+``_core.bulk.anchor``), so a constant added to log p changes no bit of the draws where lp + c is
+exact (a log density rounded to multiples of 2^-20, c = 123 or -1e4; tests), and moves them by
+rounding only (~1e-14) otherwise. Every evaluation is counted (``attrs["n_logp"]``, ``attrs["n_grad"]``). The output is a
 sample of the discretised process with estimated drifts: biased for any finite K and pool (no
 Metropolis correction), like the other diffusion samplers.
+
+Warnings. Before the run, when d > 10 (the largest dimension where it was measured to work:
+``_MEASURED``); after it, when the median over the steps of the drift's mean importance ESS is
+below max(5, d / 2) (``weights_collapsed``: the answers were wrong below about d / 2, so a fixed
+threshold of 5 missed the Gaussian at d = 20, ESS 8.5, means 0.14-0.16 sd off). The throwaway
+run with which ``sample()`` compiles the kernels skips the standardisation
+(``for_compile_run``): at d = 200 its searches cost as much as the run's own.
 
 Steps (``step``): "euler" (default); "bridge", the reference's Brownian bridge towards the
 estimated E[X_1 | X_t] (exact for a point mass); "posterior", the bridge towards one candidate
@@ -84,6 +100,7 @@ seeds 1-3; no pilot): the drift's estimate, not the step, sets the error.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import ClassVar
@@ -91,7 +108,7 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from .._core.bulk import covering_variance, pooled_bulk
+from .._core.bulk import covering_variance, pool_bulks, search_rounds
 from .._core.posterior_mean import _add_weighted, _square_distance, _square_norm, logp_grad_in_frame
 from .._core.slice import _inline, covariance_frame, frame_to_x, identity_frame, logp_in_frame
 from ._base import ParticleRun, ParticleSettings
@@ -109,7 +126,16 @@ _CAP = 16
 # The ensemble estimator costs O(N G r d) flops a step: with a budget, the pool per particle is
 # capped so that a step costs at most this many kernel terms (N x G r x d), ~0.3 s a step.
 _MAX_TERMS_PER_STEP = 1e8
+# the collapse warning: the drift's median ESS below max(_ESS_WARN, _ESS_PER_DIM d) (weights_collapsed)
 _ESS_WARN = 5.0
+_ESS_PER_DIM = 0.5
+# with a budget, the search rounds after the first run only if they fit in this share of it
+_SEARCH_SHARE = 0.25
+# what the dimension table measured (benchmarks/results/ensemble_score.md, section 3)
+_MEASURED_DIM = 10
+_MEASURED = ("defaults, 500 particles: a Gaussian's means within 0.1 sd and sds within 10%, and two_modes' mode "
+             "weights within TV 0.05, up to d = 10; at d = 20 Gaussian means 0.14-0.16 sd off and two_modes TV "
+             "0.27-0.33, at d = 50 worse")
 
 
 @dataclass(frozen=True)
@@ -127,7 +153,10 @@ class EnsembleScore(ParticleSettings):
     denoise : output the last step's posterior mean E[X_1 | X_{t_{K-1}}] instead of X_1 (smoother,
         slightly under-dispersed).
     standardise : "search" (bulk searches before the run) or "none" (identity frame).
-    n_searches : bulk searches for the standardisation.
+    n_searches : bulk searches for the standardisation, per round.
+    search_rounds : up to this many rounds of ``n_searches`` searches, a new round only while every
+        search so far ended in one mode (``_core.bulk.search_rounds``; rdMC's rule). With a budget,
+        only the rounds whose searches fit in a quarter of it (at least one).
     group_size : particles that share a pool ("ensemble" estimator).
     proposal : "mixed" (the reference's N(x, v) and the likelihood N(x / t, v / t)) or "reference".
     pilot : particles of the pilot ensemble that fits the frame, as a fraction of ``draws`` (0: no
@@ -153,6 +182,7 @@ class EnsembleScore(ParticleSettings):
     denoise: bool = False
     standardise: str = "search"
     n_searches: int = 8
+    search_rounds: int = 4
     group_size: int = 100
     proposal: str = "mixed"
     pilot: float = 0.25
@@ -180,13 +210,23 @@ class EnsembleScore(ParticleSettings):
             raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
         if self.standardise not in ("search", "none"):
             raise ValueError(f"standardise must be 'search' or 'none', got {self.standardise!r}")
-        for name in ("n_steps", "n_candidates", "n_searches", "group_size"):
+        for name in ("n_steps", "n_candidates", "n_searches", "search_rounds", "group_size"):
             if int(getattr(self, name)) < (2 if name == "n_steps" else 1):
                 raise ValueError(f"{name} must be a positive integer (n_steps >= 2), got {getattr(self, name)!r}")
         if not (np.isfinite(self.pilot) and 0.0 <= self.pilot <= 4.0):
             raise ValueError(f"pilot must be a fraction of draws in [0, 4], got {self.pilot!r}")
         if self.gamma is not None and not (np.isfinite(self.gamma) and self.gamma > 0):
             raise ValueError(f"gamma must be a positive number, got {self.gamma}")
+        if dim > _MEASURED_DIM:
+            warnings.warn(f"ensemble_score: d = {dim} is beyond where it was measured to work ({_MEASURED}); expect a "
+                          "biased sample and a long standardisation (up to "
+                          f"{self.search_rounds} x {self.n_searches} bulk searches of up to {2000 + 500 * dim} "
+                          "evaluations each, before the first step)", RuntimeWarning, stacklevel=2)
+
+    def for_compile_run(self):
+        """Without the standardisation: its searches compile nothing that the covering ladder does not,
+        and they cost as much as the run's own (at d = 200, 8 x 102,000 evaluations, ~2 min)."""
+        return dataclasses.replace(self, standardise="none") if self.standardise == "search" else self
 
     def draws_for_budget(self, budget_per_run: float, dim: int) -> int:
         """Particles so that each gets at least 4 candidates a step at ``n_steps`` steps. At
@@ -322,6 +362,23 @@ def _draw_pool(rng, xs, counts, antithetic, t, var, mix, pool, log_ref, log_lik)
 
 
 @_jit
+def _log_g(pool, pool_lw, gamma):
+    """log g(c) = log p(c) + |c|^2 / (2 gamma) of the pool's candidates, in place from their log
+    densities, less the largest of these first. Why first: the weights depend on log p only through
+    differences, and lp - max is exact when lp + c is, so a constant c added to log p changes no
+    bit of the draws (lp + |c|^2 / (2 gamma) + c would round differently from lp + |c|^2 / (2 gamma))."""
+    top = -np.inf
+    for j in range(pool_lw.size):
+        if pool_lw[j] > top:
+            top = pool_lw[j]
+    if not np.isfinite(top):
+        return
+    for j in range(pool_lw.size):
+        if pool_lw[j] > -np.inf:
+            pool_lw[j] = (pool_lw[j] - top) + 0.5 * _square_norm(pool[j]) / gamma
+
+
+@_jit
 def _divide_by_mixture(xs, t, var, log_ref, log_lik, pool, pool_lw):
     for j in range(pool.shape[0]):
         if pool_lw[j] > -np.inf:
@@ -390,7 +447,8 @@ def pool_means(logp, args, frame, rng, xs, t, gamma, counts, antithetic, mix, gr
         hi = min(lo + group, n)
         m = _draw_pool(rng, xs[lo:hi], counts[lo:hi], antithetic, t, var, use_mix, pool, log_ref, log_lik)
         for j in range(m):
-            pool_lw[j] = logp_in_frame(logp, args, frame, pool[j], buf) + 0.5 * _square_norm(pool[j]) / gamma
+            pool_lw[j] = logp_in_frame(logp, args, frame, pool[j], buf)
+        _log_g(pool[:m], pool_lw[:m], gamma)
         _divide_by_mixture(xs[lo:hi], t, var, log_ref, log_lik, pool[:m], pool_lw[:m])
         _weigh(rng, xs[lo:hi], var, pool[:m], pool_lw[:m], pool_s[:m], False, pick, sums, means[lo:hi], ess[lo:hi],
                picks[lo:hi])
@@ -414,11 +472,12 @@ def pool_means_grad(logp_grad, args, frame, rng, xs, t, gamma, counts, antitheti
         for j in range(m):
             lp, finite = logp_grad_in_frame(logp_grad, args, frame, pool[j], buf, pool_s[j])
             if finite:
-                pool_lw[j] = lp + 0.5 * _square_norm(pool[j]) / gamma
+                pool_lw[j] = lp
                 for i in range(d):
                     pool_s[j, i] += pool[j, i] / gamma
             else:
                 pool_lw[j] = -np.inf
+        _log_g(pool[:m], pool_lw[:m], gamma)
         _divide_by_mixture(xs[lo:hi], t, var, log_ref, log_lik, pool[:m], pool_lw[:m])
         _weigh(rng, xs[lo:hi], var, pool[:m], pool_lw[:m], pool_s[:m], True, pick, sums, means[lo:hi], ess[lo:hi],
                picks[lo:hi])
@@ -485,6 +544,31 @@ def local_order(xs, group):
     return order
 
 
+def ess_needed(dim):
+    """The median over the steps of the drift's mean importance ESS below which a run warns:
+    max(5, d / 2) (``weights_collapsed``)."""
+    return max(_ESS_WARN, _ESS_PER_DIM * dim)
+
+
+def weights_collapsed(median_ess, dim):
+    """Whether the drift rested on too few candidates for the dimension: the median over the steps
+    of the particles' mean importance ESS below ``ess_needed(d)`` = max(5, d / 2).
+
+    Why it grows with d: a self-normalised estimate of a d-dimensional posterior mean from n
+    effective candidates errs by ~ d / n posterior variances summed over the coordinates, and its
+    O(1 / n) bias is shared by a group's particles and by neighbouring steps, so it does not average
+    out. Why d / 2: measured where the answers turn wrong
+    (``benchmarks/results/ensemble_score_ess_rule.md`` and ``ensemble_score.md``, 500 particles; the
+    candidates per step varied to move the ESS at a fixed d): wrong at ESS / d <= 0.18 (Gaussian
+    d = 30 at ESS 2.2 and 5.3, means 0.14-0.16 sd off; two_modes d = 20 at 3.1, TV 0.22) and at
+    0.42 (Gaussian d = 20, ESS 8.4-8.5, 0.14-0.16 sd, two seeds); right at 0.8 and more at d = 10
+    (two_modes at 8.2, Gaussian at 13) and at 0.29-0.46 in two runs at d = 20, which 500 particles
+    cannot tell from wrong. d / 2 is the border's conservative side. At d <= 10 the old floor of 5
+    stays: funnel10 (ESS 4.0) is sampled badly, two_modes d = 8, correlated d = 10, mog8, gmm40_d2
+    and banana (15-226) well."""
+    return median_ess < ess_needed(dim)
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -499,10 +583,11 @@ class EnsembleRun(ParticleRun):
         if settings.gradient and not target.has_grad:
             raise ValueError(f"ensemble_score: gradient=True needs a target with logp_grad; {target.name!r} has none")
         super().__init__(settings, target, rng, 0, draws, settings.n_steps)
-        self.frame, search_evals = self._standardise(settings, target, rng, init)
+        self.frame, search_evals = self._standardise(settings, target, rng, init, budget_per_particle, draws)
         self.gamma, ladder_evals = settings.gamma, 0
         if self.gamma is None:
-            self.gamma, ladder_evals = covering_variance(target.logp_fn, target.kernel_args, self.frame, rng)
+            self.gamma, ladder_evals = covering_variance(target.logp_fn, target.kernel_args, self.frame, rng,
+                                                         anchored=True)
             search_evals += ladder_evals
         self.group = min(draws, settings.group_size) if settings.estimator == "ensemble" else 1
         n_pilot = int(np.ceil(settings.pilot * draws)) if settings.standardise == "search" else 0
@@ -551,14 +636,27 @@ class EnsembleRun(ParticleRun):
         self.ess = np.zeros(draws)
 
     @staticmethod
-    def _standardise(settings, target, rng, init):
+    def _standardise(settings, target, rng, init, budget_per_particle=None, draws=0):
+        """(frame, evaluations): up to ``search_rounds`` rounds of bulk searches (one from ``init``),
+        pooled (``_core.bulk.pool_bulks``). Why rounds: two_modes d = 8, 20 seeds of 500 particles:
+        with one round of 8 searches all ended in the heavier mode on 3 seeds, and the other mode got
+        no particle; with up to 4 rounds on none."""
         d = target.dim
         if settings.standardise == "none":
             return identity_frame(d), 0
-        starts = (np.tile(np.asarray(init, float), (settings.n_searches, 1)) if init is not None
-                  else rng.uniform(-2.0, 2.0, (settings.n_searches, d)))
-        mean, cov, n_evals = pooled_bulk(target.logp_fn, target.kernel_args, starts, rng)
-        return covariance_frame(mean, cov), n_evals
+        rounds = settings.search_rounds if init is None else 1
+        if budget_per_particle is not None:  # a round costs at most n_searches full searches
+            per_round = settings.n_searches * (2000 + 500 * d)
+            rounds = int(np.clip(_SEARCH_SHARE * budget_per_particle * draws // per_round, 1, rounds))
+        if init is not None:
+            def starts(rng):
+                return np.tile(np.asarray(init, float), (settings.n_searches, 1))
+        else:
+            def starts(rng):
+                return rng.uniform(-2.0, 2.0, (settings.n_searches, d))
+        found, n_evals = search_rounds(target.logp_fn, target.kernel_args, starts, rng, rounds)
+        mean, cov, n = pool_bulks(target.logp_fn, target.kernel_args, found, rng, anchored=True)
+        return covariance_frame(mean, cov), n_evals + n
 
     def _pilot(self, n_pilot):
         """A first, smaller ensemble in the searches' frame; its mean and covariance become the
@@ -583,7 +681,8 @@ class EnsembleRun(ParticleRun):
             return spent
         self.frame = covariance_frame(x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False)))
         if self.settings.gamma is None:
-            self.gamma, n = covering_variance(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng)
+            self.gamma, n = covering_variance(self.target.logp_fn, self.target.kernel_args, self.frame, self.rng,
+                                              anchored=True)
             spent += n
         return spent
 
@@ -639,16 +738,13 @@ class EnsembleRun(ParticleRun):
                 self._warn_if_weights_collapsed()
 
     def _warn_if_weights_collapsed(self):
-        """Warn when the drift rested on a handful of candidates: a median over the steps of the
-        mean ESS below ``_ESS_WARN``. Measured at defaults (200 particles, seed 1): median 15-226
-        on two_modes d = 8, correlated (d = 10), mog8, gmm40_d2 and banana, which it samples well;
-        2.2 on two_modes d = 32 and 4.0 on funnel10, which it does not."""
-        ess = self.step_stats["importance_ess"]
-        if np.median(ess) < _ESS_WARN:
+        ess, d = float(np.median(self.step_stats["importance_ess"])), self.target.dim
+        if weights_collapsed(ess, d):
             warnings.warn(f"ensemble_score: the importance weights of the drift collapsed (median over the steps of "
-                          f"the mean effective sample size {np.median(ess):.1f}, below {_ESS_WARN:g}); the sample is "
-                          "unreliable. Raise n_candidates, or check the standardisation (attrs['tuned']): a reference "
-                          "that misses part of the target cannot be corrected later", RuntimeWarning, stacklevel=2)
+                          f"the mean effective sample size {ess:.1f}, below {ess_needed(d):g} for d = {d}); the "
+                          "sample is unreliable. Raise n_candidates, or check the standardisation (attrs['tuned']): "
+                          "a reference that misses part of the target cannot be corrected later", RuntimeWarning,
+                          stacklevel=2)
 
     def tuned(self):
         kind, centre, _, chol = self.frame
