@@ -197,15 +197,73 @@ def particle_log_densities(target, draws) -> np.ndarray:
     return out
 
 
-def warn_if_particles_outside_support(lp, sampler: str) -> None:
+def user_error(target, points, tries=3):
+    """The exception the user's function raises at one of the first ``tries`` finite ``points``
+    (rows), evaluated from Python so that it carries the user's traceback, or None. Inside the
+    kernels an exception is only a NaN (the guard in ``mcsample.target``): this is how a run tells
+    "the function raised" from "it returned NaN" and hands the user the error."""
+    points = np.asarray(points, dtype=float).reshape(-1, target.dim)
+    points = points[np.all(np.isfinite(points), axis=1)][:tries]
+    for x in points:
+        try:
+            target.logp(x)
+            if target.has_grad:
+                target.logp_grad(x)
+        except Exception as err:  # noqa: BLE001 - the user's, handed on
+            return err
+    return None
+
+
+def _raised(err) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def warn_if_particles_outside_support(lp, sampler: str, target=None, draws=None) -> None:
     """The diffusion families move particles by unadjusted (or partly adjusted) dynamics, so on
     a target with a constrained support some can end where log p is -inf or NaN: such a sample
-    is wrong, and saying so is all the driver can do."""
+    is wrong, and saying so is all the driver can do. Given the ``target`` and the ``draws``
+    (chain, draw, dim), it says which particles are themselves not finite (the run diverged) and
+    whether the user's function raised there; when it raised at every particle (a function that
+    fails everywhere: a lost connection, a bug) it raises a RuntimeError from the user's error."""
     bad = ~np.isfinite(lp)
-    if bad.any():
-        warnings.warn(
-            f"{sampler}: {int(bad.sum())} of {bad.size} particles ended where log p is not finite "
-            "(outside the target's support): the draws are not a sample from the target. Sample an "
-            "unconstrained version (e.g. log-transform positive parameters, with the Jacobian).",
-            ConvergenceWarning, stacklevel=3)
+    if not bad.any():
+        return
+    n_bad, n = int(bad.sum()), bad.size
+    diverged = 0 if draws is None else int(np.sum(~np.all(np.isfinite(draws), axis=-1)))
+    err = None if target is None else user_error(target, np.asarray(draws)[bad])
+    if err is not None and n_bad == n:
+        raise RuntimeError(f"{sampler}: the target's function raised {_raised(err)} at every particle the run "
+                           "ended with (see the traceback above this one); nothing of the run is a sample") from err
+    what = "" if not diverged else f" ({diverged} of them are themselves NaN or infinite: the run diverged)"
+    why = ("(outside the target's support)" if err is None else
+           f"(the target's function raised there, e.g. {_raised(err)}; call target.logp(x) at such a draw "
+           "for the traceback)")
+    warnings.warn(
+        f"{sampler}: {n_bad} of {n} particles ended where log p is not finite{what} {why}: the draws are not a "
+        "sample from the target. Sample an unconstrained version (e.g. log-transform positive parameters, with "
+        "the Jacobian).", ConvergenceWarning, stacklevel=3)
+
+
+def warn_if_diverging(diverging, last_draws, sampler: str, target) -> None:
+    """Divergent transitions after warmup (Markov chains that record them: NUTS), as Stan and PyMC
+    warn. A divergence is where the trajectory's energy blew up, or where the log density or its
+    gradient was not finite (NaN, -inf, or the user's function raised: the guard turns an
+    exception into NaN); a chain whose function began raising everywhere diverged at every
+    iteration from then on and stood still, silently (its last draw repeated). So the warning also
+    names the exception when the function raises at a chain's last draw.
+
+    diverging : (chain, draw) booleans after warmup; last_draws : (chain, dim)."""
+    diverging = np.asarray(diverging, dtype=bool)
+    if diverging.size == 0 or not diverging.any():
+        return
+    per_chain = ", ".join(str(int(v)) for v in diverging.sum(axis=1))
+    err = user_error(target, last_draws)
+    cause = ("" if err is None else
+             f" The target's function raises at a chain's last draw: {_raised(err)} (call target.logp_grad(x) "
+             "there for the traceback); the chains stood still from where it began to fail.")
+    warnings.warn(
+        f"{sampler}: {int(diverging.sum())} of {diverging.size} transitions after warmup diverged (per chain: "
+        f"{per_chain}): the log density or its gradient was not finite along them (NaN or -inf, or the function "
+        f"raised), or the step size is too large for the target's curvature there.{cause} Draws near those "
+        "places are not to be trusted: reparametrise, or raise target_accept.", ConvergenceWarning, stacklevel=3)
 

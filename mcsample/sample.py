@@ -16,7 +16,8 @@ import numpy as np
 
 from . import _arviz
 from . import samplers as _samplers
-from .convergence import particle_log_densities, warn_if_chains_disagree, warn_if_particles_outside_support
+from .convergence import (particle_log_densities, user_error, warn_if_chains_disagree, warn_if_diverging,
+                          warn_if_particles_outside_support)
 from .samplers._base import PARTICLES
 from ._version import __version__
 
@@ -114,8 +115,24 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
     if checkpoint is not None:
         states, ckpt = _open_checkpoint(checkpoint, checkpoint_every, cfg, target, seed, seed_seq, chains,
                                         tune, draws, inits, chain_budget)
-    return _sample(cfg, target, seed_seq, inits, tune, draws, chains, progressbar, executor, save_warmup,
-                   chain_budget, states, ckpt, checkpoint_every)
+    try:
+        return _sample(cfg, target, seed_seq, inits, tune, draws, chains, progressbar, executor, save_warmup,
+                       chain_budget, states, ckpt, checkpoint_every)
+    except ValueError as exc:
+        err = _raised_by_user(exc, cfg, target, inits)
+        if err is None:
+            raise
+        raise ValueError(f"{exc} (the target's function raised {type(err).__name__}: {err})") from err
+
+
+def _raised_by_user(exc, cfg, target, inits):
+    """The user's exception behind a particle family's "no finite log density" (its pilot or start
+    pool saw only NaN: inside the kernels an exception is a NaN), found by calling the function from
+    Python at the inits or a few uniform(-2, 2) points; None when it does not raise there."""
+    if cfg.kind != PARTICLES or "finite" not in str(exc) or exc.__cause__ is not None:
+        return None
+    points = inits if inits[0] is not None else np.random.default_rng(0).uniform(-2.0, 2.0, (3, target.dim))
+    return user_error(target, np.asarray(points, dtype=float))
 
 
 def _open_checkpoint(path, every, cfg, target, seed, seed_seq, chains, tune, draws, inits, chain_budget):
@@ -208,6 +225,8 @@ def _sample_and_build(cfg, target, seed_seq, inits, tune, draws, chains, progres
     posterior, stats = _arviz.group(idata, "posterior"), _arviz.group(idata, "sample_stats")
     if "lp" in stats:
         warn_if_chains_disagree(posterior["x"].values, stats["lp"].values, target.names, cfg.name)
+    if "diverging" in stats:
+        warn_if_diverging(stats["diverging"].values, posterior["x"].values[:, -1], cfg.name, target)
     return _on_model_scale(idata, target)
 
 
@@ -584,7 +603,7 @@ def _assemble_particles(results, target, interrupted, attrs):
     draws = np.stack([r.draws for r in finished])
     stats = _per_draw_stats(finished, 0, n)
     stats["lp"] = particle_log_densities(target, draws)
-    warn_if_particles_outside_support(stats["lp"], attrs["sampler"])
+    warn_if_particles_outside_support(stats["lp"], attrs["sampler"], target, draws)
     steps = xr.Dataset({name: (("chain", "step"), np.stack([r.step_stats[name] for r in finished]))
                         for name in finished[0].step_stats},
                        coords={"chain": np.arange(len(finished)), "step": np.arange(finished[0].total)})

@@ -227,3 +227,61 @@ def test_cli_budget_zero_is_an_error_not_the_default(capsys):
     assert "budget must be a positive" in capsys.readouterr().err
     assert main(["sample", "std_normal", "--sampler", "NUTS", "--no-progress"]) == 2
     assert "did you mean 'nuts'" in capsys.readouterr().err
+
+
+# -- a function that starts raising mid-run (a lost connection, a bug off the beaten path) ---------
+#
+# Inside the kernels an exception is a NaN (the guard in mcsample.target), so a run could not tell
+# "raised" from "undefined there": NUTS stood still for the rest of its chain and returned the
+# repeated draw without a word, multalmc returned NaN draws warned as "outside the support", rdMC and
+# walk_jump said "no finite log density" without the user's error. Now the error reaches the user.
+
+
+@numba.njit
+def _fails_after(x, calls):
+    calls[0] += 1
+    if calls[0] > calls[1]:
+        raise RuntimeError("the model's service went away")
+    return -0.5 * np.sum(x * x)
+
+
+@numba.njit
+def _fails_after_grad(x, calls):
+    calls[0] += 1
+    if calls[0] > calls[1]:
+        raise RuntimeError("the model's service went away")
+    return -0.5 * np.sum(x * x), -x
+
+
+def _failing_target(after):
+    calls = np.array([0.0, np.inf])
+    t = mc.Target(_fails_after, 2, logp_grad=_fails_after_grad, args=(calls,))
+    calls[:] = 0.0, after
+    return t
+
+
+@pytest.mark.parametrize("sampler, after", [("rdmc", 2_000), ("multalmc", 20_000), ("multcdiff", 20_000),
+                                            ("walk_jump", 20_000)])
+def test_particle_runs_hand_on_the_users_error(sampler, after):
+    """The function fails from its ``after``-th call: inside the run's kernels (every particle ends
+    where it raises: a RuntimeError) or in the pilot (rdMC's start pool, walk_jump's searches: the
+    family's ValueError); either way the message names the function's error and its cause is the
+    function's own exception, with its traceback."""
+    with pytest.raises((RuntimeError, ValueError), match="raised RuntimeError: the model's service went away") as info:
+        run(_failing_target(after), sampler, chains=1, draws=20, max_evals=8e4)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_a_pilot_that_sees_only_failures_names_the_users_error():
+    """Failing from the 10th call: walk_jump's bulk searches see only NaN ('no bulk search found a
+    point with finite log density'); the message now says that the function raised, and why."""
+    with pytest.raises(ValueError, match="finite log density.*raised RuntimeError: the model's service") as info:
+        run(_failing_target(10), "walk_jump", chains=1, draws=20, max_evals=8e4)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_nuts_warns_when_its_chain_diverges_where_the_function_raises():
+    """From the 1,000th call on, every NUTS trajectory diverges and the chain stands still: the run
+    warns with the divergences and the function's error at the last draw (it was silent)."""
+    with pytest.warns(mc.ConvergenceWarning, match="diverged.*raises at a chain's last draw: RuntimeError"):
+        run(_failing_target(1_000), "nuts", chains=1, draws=300, tune=300)
