@@ -128,6 +128,7 @@ from .._core.langevin import a_step, b_step, o_step, ula_step
 from .._core.posterior_mean import logp_grad_in_frame
 from .._core.skrock import skrock_coefficients, skrock_step_in_frame, stability_bound
 from .._core.slice import covariance_frame, dense_frame, frame_to_x, identity_frame, norm
+from ..convergence import warn_if_frame_did_not_standardise
 from ._base import ParticleRun, ParticleSettings
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -1068,6 +1069,8 @@ class _MultiscaleRun(ParticleRun):
         self.particles[:] = frame_to_x(self.frame, self.xs)
         _warn_if_diverged(self)
         _warn_if_undone(self)
+        if self.settings.uses_pilot:
+            warn_if_frame_did_not_standardise(self.xs, self.settings.name)
 
     def tuned(self):
         s = self.settings
