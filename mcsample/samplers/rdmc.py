@@ -112,6 +112,7 @@ from .._core.diffusion import (GRIDS, exponential_integrator_step, ou_mean_facto
                                score_from_posterior_mean, time_grid)
 from .._core.posterior_mean import importance_mean, mala_mean, ula_mean
 from .._core.slice import dense_frame, frame_to_x, identity_frame
+from ..convergence import warn_if_frame_did_not_standardise
 from ._base import ParticleRun, ParticleSettings
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -793,6 +794,7 @@ class RDMCRun(ParticleRun):
             self.step_stats["n_importance"][k] = self.n_is[k] if self.estimator not in ("ula", "smc") else 0
         if stop == self.total:
             self.particles[:] = frame_to_x(self.frame, self.y)
+            warn_if_frame_did_not_standardise(self.y, "rdmc")
 
     def tuned(self):
         kind, centre, scale, chol = self.frame
