@@ -3,6 +3,7 @@ mutant that the same check must catch) and the weights of an unequal mixture.
 The integrator and the posterior-mean estimators have their own oracle tests in tests/_core."""
 
 import json
+import warnings
 from dataclasses import dataclass
 
 import numba
@@ -332,3 +333,23 @@ def test_posterior_means_with_default_settings(name, seed_offset):
     x = ref.to_reference_scale(idata["posterior"]["x"].values.reshape(-1, target.dim))
     err = np.abs(x.mean(0) - ref.mean) / ref.sd
     assert err.max() < 0.15, dict(zip(ref.names, err.round(3)))
+
+
+
+@numba.njit(cache=True)
+def _std_normal(x):
+    return -0.5 * np.sum(x * x)
+
+
+def test_a_dimension_beyond_the_measured_range_warns_before_the_run():
+    """rdMC was measured right on N(0, I) up to d = 50 and 0.63 sd off at d = 100 without a word
+    (benchmarks/results/particle_dimension.md): beyond d = 50 it says so before it starts (here
+    before a budget of one evaluation a particle stops it)."""
+    t = mc.Target(_std_normal, 51)
+    with pytest.warns(RuntimeWarning, match="d = 51 is beyond where rdMC was measured to work"):
+        with pytest.raises(ValueError):
+            RDMC().start_run(t, np.random.default_rng(0), None, 0, 2, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError):
+            RDMC().start_run(mc.Target(_std_normal, 50), np.random.default_rng(0), None, 0, 2, 1.0)
