@@ -237,7 +237,7 @@ def test_cli_budget_zero_is_an_error_not_the_default(capsys):
 # walk_jump said "no finite log density" without the user's error. Now the error reaches the user.
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _fails_after(x, calls):
     calls[0] += 1
     if calls[0] > calls[1]:
@@ -245,7 +245,7 @@ def _fails_after(x, calls):
     return -0.5 * np.sum(x * x)
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _fails_after_grad(x, calls):
     calls[0] += 1
     if calls[0] > calls[1]:
@@ -260,8 +260,8 @@ def _failing_target(after):
     return t
 
 
-@pytest.mark.parametrize("sampler, after", [("rdmc", 2_000), ("multalmc", 20_000), ("multcdiff", 20_000),
-                                            ("walk_jump", 20_000)])
+@pytest.mark.parametrize("sampler, after", [pytest.param("rdmc", 2_000, marks=pytest.mark.slow),  # its pilot: ~20 s
+                                            ("multalmc", 20_000), ("multcdiff", 20_000), ("walk_jump", 20_000)])
 def test_particle_runs_hand_on_the_users_error(sampler, after):
     """The function fails from its ``after``-th call: inside the run's kernels (every particle ends
     where it raises: a RuntimeError) or in the pilot (rdMC's start pool, walk_jump's searches: the
