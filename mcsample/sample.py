@@ -95,7 +95,8 @@ def sample(target, sampler="nuts", *, draws=1000, tune=1000, chains=4, seed=None
 
     Markov chains are checked before the result is returned: a ``mcsample.ConvergenceWarning``
     names the parameters with R-hat > 1.05 and the chain that disagrees, or a chain whose mean log
-    density is far from the others' (``mcsample.convergence``).
+    density is far from the others', and, one chain included, the parameters whose bulk ESS is
+    below 100 and below a tenth of the draws (``mcsample.convergence``).
     """
     _check_target(target)
     draws, tune, chains = _check_counts(draws, tune, chains)
