@@ -4,6 +4,8 @@ with data, a positive-support Gamma product, and a Gaussian without a gradient.
 
     python benchmarks/robustness_sweep.py [sampler ...]     # results/robustness_sweep.{md,json}
 
+Named samplers' rows are rerun and the others kept from the last results (each row records its commit).
+
 Markov samplers: 4 chains x 1000 draws after 1000 warmup. Particle samplers: 4 runs of 250
 particles with ``max_evals`` = 8e5 (800 evaluations per particle, the pilot included), then 2 runs
 of 100 at their defaults without a budget (2,000-100,000 evaluations per particle). Reference moments are exact, except the logistic
@@ -15,9 +17,11 @@ accuracy figure (Student-t sds are noisy: its fourth moment is barely finite).
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -76,8 +80,12 @@ def gamma_product_grad(x, a):
     return np.sum((a - 1) * np.log(x) - x), (a - 1) / x - 1.0
 
 
+NAMES = ["Gaussian at 1e3, sds 1e-2..1e2 (d 3)", "Student-t nu 5 (d 4)", "logistic regression, n 200 (d 12)",
+         "Gamma(3) product on x > 0 (d 2)", "Gaussian, no gradient (d 5)"]
+
+
 def cases():
-    """(name, target, mean, sd)."""
+    """(name, target, mean, sd), in the order of NAMES."""
     mu, s = np.array([1000.0, -3.0, 0.5]), np.array([0.01, 1.0, 100.0])
     yield "Gaussian at 1e3, sds 1e-2..1e2 (d 3)", mc.Target(shifted, 3, logp_grad=shifted_grad, args=(mu, s)), mu, s
     yield "Student-t nu 5 (d 4)", mc.Target(student, 4, logp_grad=student_grad, args=(5.0,)), np.zeros(4), np.full(4, np.sqrt(5 / 3))
@@ -97,8 +105,17 @@ def runs(cfg):
     return [("defaults", dict(draws=1000, tune=1000, chains=4))]
 
 
-def main(samplers):
-    rows, data = [], []
+def cells(row):
+    """A json row as the markdown table's cells."""
+    if "error" in row:
+        return [row["target"], row["sampler"], row["budget"], row["error"], "", "", "", ""]
+    return [row["target"], row["sampler"], row["budget"], f"{row['mean_error_sd']:.3f}",
+            f"{row['sd_ratio_min']:.2f}-{row['sd_ratio_max']:.2f}", "yes" if row["finite_lp"] else "**no**",
+            f"{row['evals_per_draw']:,.0f}", "; ".join(row["warnings"])[:150]]
+
+
+def sweep(samplers):
+    data = []
     for name, target, mean, sd in cases():
         for sampler in samplers:
             cfg = mc.samplers.resolve(sampler, {})
@@ -111,7 +128,9 @@ def main(samplers):
                     try:
                         idata = mc.sample(target, sampler, seed=3, progressbar=False, **kw)
                     except Exception as err:  # a row, not a crash: the sweep's point is to find these
-                        rows.append([name, sampler, budget, f"error: {type(err).__name__}: {err}"[:120], "", "", "", ""])
+                        data.append(dict(target=name, sampler=sampler, budget=budget,
+                                         error=f"error: {type(err).__name__}: {err}"[:120]))
+                        print(" | ".join(cells(data[-1])), flush=True)
                         continue
                 x = idata.posterior["x"].values.reshape(-1, target.dim)
                 stats = idata.sample_stats
@@ -120,18 +139,34 @@ def main(samplers):
                 ratio = x.std(0) / sd
                 evals = (idata.attrs["n_logp"] + idata.attrs["n_grad"]) / x.shape[0]
                 said = sorted({f"{type(w.message).__name__}: {str(w.message)[:70]}" for w in caught})
-                row = dict(target=name, sampler=sampler, budget=budget, mean_error_sd=err, sd_ratio_min=float(ratio.min()),
-                           sd_ratio_max=float(ratio.max()), finite_lp=bool(np.isfinite(lp).all()), evals_per_draw=evals,
-                           seconds=time.perf_counter() - t0, warnings=said)
-                data.append(row)
-                rows.append([name, sampler, budget, f"{err:.3f}", f"{ratio.min():.2f}-{ratio.max():.2f}",
-                             "yes" if row["finite_lp"] else "**no**", f"{evals:,.0f}", "; ".join(said)[:150]])
-                print(" | ".join(map(str, rows[-1])), flush=True)
+                data.append(dict(target=name, sampler=sampler, budget=budget, mean_error_sd=err,
+                                 sd_ratio_min=float(ratio.min()), sd_ratio_max=float(ratio.max()),
+                                 finite_lp=bool(np.isfinite(lp).all()), evals_per_draw=evals,
+                                 seconds=time.perf_counter() - t0, warnings=said, commit=_commit()))
+                print(" | ".join(cells(data[-1])), flush=True)
+    return data
+
+
+def _commit():
+    import subprocess
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent).stdout.strip()
+
+
+def main(samplers):
+    """Rerun the given samplers' rows; the other samplers' rows are kept from the last results
+    (each row records the commit it ran at)."""
+    path = Path(__file__).parent / "results" / "robustness_sweep.json"
+    kept = [r for r in json.loads(path.read_text())["rows"] if r["sampler"] not in samplers] if path.exists() else []
+    data = kept + sweep(samplers)
+    data.sort(key=lambda r: (NAMES.index(r["target"]), r["sampler"], r["budget"] != "8e5 in all"))
     table = markdown_table(["target", "sampler", "budget", "max mean err / sd", "sd ratio", "all lp finite",
-                            "evaluations per draw", "warnings"], rows)
+                            "evaluations per draw", "warnings"], [cells(r) for r in data])
+    commits = sorted({r.get("commit", "before 8b98495") for r in data})
     machine, versions = machine_info(), package_versions(["mcsample", "numba", "numpy", "arviz"])
     md = f"# Robustness sweep: every sampler's defaults on targets outside the catalogue\n\n" \
-         f"Generated by `python benchmarks/robustness_sweep.py`.\n\n{environment_markdown(machine, versions)}\n\n" \
+         f"Generated by `python benchmarks/robustness_sweep.py` (rows from commits {', '.join(commits)}).\n\n" \
+         f"{environment_markdown(machine, versions)}\n\n" \
          f"{__doc__.split(chr(10) + chr(10), 1)[1]}\n{table}\n"
     write_results("robustness_sweep", {"machine": machine, "versions": versions, "rows": data}, md)
 
