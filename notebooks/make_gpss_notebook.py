@@ -206,8 +206,8 @@ nb.cells = [
        "prior a poor match for the target. Traces and the histogram of |x| follow.\n\n"
        "**Warnings.** HRUSS is the one run that `sample()` flags (the ConvergenceWarning above): at 10^4 "
        "iterations every coordinate has a bulk ESS below 100 (2-3 for the worst), at 10^5 still 5 of 200 "
-       "(61-95). Its |x| looks fine in the table because |x| is the slow direction of GPSS, not of HRUSS: "
-       "the single coordinates are where HRUSS crawls. ESS per second depends on the machine's load (this "
+       "(61-95), in line with its IAT of |x| in the hundreds. Naive ESS, whose |x| has an IAT of 165-226, is "
+       "not flagged: the warning looks at the coordinates, not at |x|. ESS per second depends on the machine's load (this "
        "run: about 6 on 2 cores, half the ESS/s of an idle run); ESS per evaluation does not."),
     code("names = list(disk_runs)\n"
          "fig, axes = plt.subplots(len(names), 1, figsize=(9, 8), sharex=True, sharey=True)\n"
