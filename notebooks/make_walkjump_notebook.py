@@ -137,7 +137,9 @@ nb.cells = [
          "pd.DataFrame(rows)"),
     md("## 4. Resolution and the importance sampler's limits\n\n"
        "Within a mode the output's variance is τ⁴/(τ² + σ²/M) in the frame where σ is isotropic, so a small budget "
-       "(small M) blurs less than it shrinks: the modes above are too narrow (the within-mode sd ratios below). The "
+       "(small M) should shrink the modes; measured (the within-mode sd ratios below) they come out wider instead, "
+       "1.58x on mog8 and 1.09x on two modes (noisy final jumps at a denoiser ESS of 12-22 are the likely cause; "
+       "not isolated here). The "
        "denoiser's effective sample size at m = 1 is what fails first with the dimension "
        "(`benchmarks/results/walkjump.md`: two modes and a Gaussian in d = 2..32)."),
     code("def within_sd(x, centres, sd):\n"
@@ -154,11 +156,14 @@ nb.cells = [
        "weights are those of its four starting points (TV 0.33). ULA's particles keep the split of the basins they "
        "start in: started around the centre of mog8's circle they fall into the eight modes nearly evenly (TV "
        "0.06, a property of the start, not of mixing), on two modes 0.15. The walk-jump chains tunnel (almost "
-       "every mog8 chain changes its nearest mode along m) and get two modes in d = 8 to TV 0.03; on mog8 at this "
+       "every mog8 chain changes its nearest mode along m); on two modes in d = 8 they reach TV 0.077 (weight 0.590 "
+       "on the heavier mode against 2/3, about 2.8 binomial standard errors of 300 samples off; the run of 2026-11-30 "
+       "gave 0.030 with the same seed; since then the pilot's CMA-ES searches changed above d = 5 (05d27be) and became "
+       "rounds (ef07e5f), the likely cause, not isolated; mog8 in d = 2 prints the same numbers as then). On mog8 at this "
        "small budget (M = 21) its pilot chose sigma = 14.5 frame units, the denoiser's ESS stayed near 12-15, and "
        "the result is TV 0.11 with modes 1.6x too wide (noisy final jumps). At 3e5 evaluations per sample "
        "(M = 130) the same defaults give TV 0.046 on mog8 and 0.017 on two modes "
-       "(`benchmarks/results/walkjump.md`). The prices: posterior-mean shrinkage inside each mode "
+       "(`benchmarks/results/walkjump.md`, measured on 2026-11-30 before those pilot changes and not re-run here). The prices: posterior-mean shrinkage inside each mode "
        "(resolution sigma^2/M), (n_walk + 1) x n_importance evaluations per measurement and sample, and "
        "importance weights that collapse as the dimension grows (ESS at m = 1 about 4 in d = 8, 1-2 from d = 16)."),
     code("print(f'notebook run time: {time.perf_counter() - T_START:.0f} s')"),
