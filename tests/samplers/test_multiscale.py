@@ -497,3 +497,14 @@ def test_fast_steps_that_meet_nan_do_not_freeze_the_chain(nan_beyond_two_run):
     largest |x| of 400 normals is below 4.5 with probability 0.997)."""
     x, _ = nan_beyond_two_run
     assert np.abs(x).max() < 6.0, np.sort(x[:, 0])[:10]
+
+
+def test_a_dimension_beyond_the_measured_range_warns():
+    """Measured right on N(0, I) up to d = 100 and 0.41 sd off at d = 200 (MultCDiff) without a word
+    (benchmarks/results/particle_dimension.md): beyond d = 100 a run says so before it starts."""
+    from mcsample.samplers.multiscale import _warn_if_beyond_measured
+    with pytest.warns(RuntimeWarning, match="multcdiff: d = 101 is beyond where it was measured to work"):
+        _warn_if_beyond_measured("multcdiff", 101)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _warn_if_beyond_measured("multalmc", 100)
