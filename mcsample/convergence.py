@@ -293,7 +293,7 @@ def warn_if_frame_did_not_standardise(u, sampler: str) -> None:
         ConvergenceWarning, stacklevel=3)
 
 
-def warn_if_diverging(diverging, last_draws, sampler: str, target) -> None:
+def warn_if_diverging(diverging, draws, sampler: str, target) -> None:
     """Divergent transitions after warmup (Markov chains that record them: NUTS), as Stan and PyMC
     warn. A divergence is where the trajectory's energy blew up, or where the log density or its
     gradient was not finite (NaN, -inf, or the user's function raised: the guard turns an
@@ -301,12 +301,13 @@ def warn_if_diverging(diverging, last_draws, sampler: str, target) -> None:
     iteration from then on and stood still, silently (its last draw repeated). So the warning also
     names the exception when the function raises at a chain's last draw.
 
-    diverging : (chain, draw) booleans after warmup; last_draws : (chain, dim)."""
+    diverging : (chain, draw) booleans after warmup; draws : (chain, draw, dim), possibly with no
+    draw (a budget spent in warmup)."""
     diverging = np.asarray(diverging, dtype=bool)
     if diverging.size == 0 or not diverging.any():
         return
     per_chain = ", ".join(str(int(v)) for v in diverging.sum(axis=1))
-    err = user_error(target, last_draws)
+    err = user_error(target, np.asarray(draws)[:, -1])
     cause = ("" if err is None else
              f" The target's function raises at a chain's last draw: {_raised(err)} (call target.logp_grad(x) "
              "there for the traceback); the chains stood still from where it began to fail.")

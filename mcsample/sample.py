@@ -227,7 +227,7 @@ def _sample_and_build(cfg, target, seed_seq, inits, tune, draws, chains, progres
     if "lp" in stats:
         warn_if_chains_disagree(posterior["x"].values, stats["lp"].values, target.names, cfg.name)
     if "diverging" in stats:
-        warn_if_diverging(stats["diverging"].values, posterior["x"].values[:, -1], cfg.name, target)
+        warn_if_diverging(stats["diverging"].values, posterior["x"].values, cfg.name, target)
     return _on_model_scale(idata, target)
 
 
