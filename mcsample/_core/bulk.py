@@ -86,6 +86,24 @@ def eigendecomposition_interval(k: CMAConstants, dim: int) -> int:
     return max(1, int(k.lam / (k.c1 + k.cmu) / dim / 10))
 
 
+def search_evals(dim: int) -> int:
+    """The evaluations one bulk search may spend by default (``find_bulk``'s ``max_evals``)."""
+    return 2000 + 500 * dim
+
+
+def pooling_evals(dim: int) -> int:
+    """The draws of the pooling importance round by default (``pool_bulks``' ``n_importance``)."""
+    return 200 * dim + 1000
+
+
+def search_starts(n_searches: int, dim: int, init=None):
+    """A round's start points for ``search_rounds``, as a function of the rng: ``n_searches``
+    points uniform in [-2, 2]^d, or ``init`` repeated (a caller with an init runs one round)."""
+    if init is not None:
+        return lambda rng: np.tile(np.asarray(init, float), (n_searches, 1))
+    return lambda rng: rng.uniform(-2.0, 2.0, (n_searches, dim))
+
+
 def gaussian_entropy(log_det_cov: float, dim: int) -> float:
     return 0.5 * (dim * math.log(2 * math.pi * math.e) + log_det_cov)
 
@@ -98,7 +116,7 @@ def find_bulk(logp, args, x0, rng, *, scale=1.0, max_evals=None, patience=None) 
     d = x0.size
     k = cma_constants(d)
     patience = default_patience(d) if patience is None else int(patience)
-    max_evals = 2000 + 500 * d if max_evals is None else int(max_evals)
+    max_evals = search_evals(d) if max_evals is None else int(max_evals)
     mean, sigma = x0.copy(), float(scale)
     cov = np.eye(d)
     pc, ps = np.zeros(d), np.zeros(d)
@@ -243,7 +261,7 @@ def pool_bulks(logp, args, found, rng, n_importance=None, anchored=False):
     between = np.atleast_2d(np.cov(means, rowvar=False, bias=True)) if len(found) > 1 else 0.0
     mean = means.mean(axis=0)
     cov = np.mean([b.cov for b in found], axis=0) + between
-    n = 200 * d + 1000 if n_importance is None else int(n_importance)
+    n = pooling_evals(d) if n_importance is None else int(n_importance)
     chols = [np.linalg.cholesky(2.0 * b.cov + 1e-12 * np.trace(b.cov) * np.eye(d)) for b in found]
     which = rng.integers(len(found), size=n)
     xs = means[which] + np.einsum("nij,nj->ni", np.array(chols)[which], rng.standard_normal((n, d)))

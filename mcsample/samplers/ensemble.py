@@ -109,7 +109,7 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from .._core.bulk import covering_variance, pool_bulks, search_rounds
+from .._core.bulk import covering_variance, pool_bulks, search_evals, search_rounds, search_starts
 from .._core.posterior_mean import _add_weighted, _square_distance, _square_norm, logp_grad_in_frame
 from .._core.slice import _inline, covariance_frame, frame_to_x, identity_frame, logp_in_frame
 from ._base import ParticleRun, ParticleSettings
@@ -222,7 +222,7 @@ class EnsembleScore(ParticleSettings):
         if dim > _MEASURED_DIM:
             warnings.warn(f"ensemble_score: d = {dim} is beyond where it was measured to work ({_MEASURED}); expect a "
                           "biased sample and a long standardisation (up to "
-                          f"{self.search_rounds} x {self.n_searches} bulk searches of up to {2000 + 500 * dim} "
+                          f"{self.search_rounds} x {self.n_searches} bulk searches of up to {search_evals(dim)} "
                           "evaluations each, before the first step)", RuntimeWarning, stacklevel=2)
 
     def for_compile_run(self):
@@ -649,14 +649,9 @@ class EnsembleRun(ParticleRun):
             return identity_frame(d), 0
         rounds = settings.search_rounds if init is None else 1
         if budget_per_particle is not None:  # a round costs at most n_searches full searches
-            per_round = settings.n_searches * (2000 + 500 * d)
+            per_round = settings.n_searches * search_evals(d)
             rounds = int(np.clip(_SEARCH_SHARE * budget_per_particle * draws // per_round, 1, rounds))
-        if init is not None:
-            def starts(rng):
-                return np.tile(np.asarray(init, float), (settings.n_searches, 1))
-        else:
-            def starts(rng):
-                return rng.uniform(-2.0, 2.0, (settings.n_searches, d))
+        starts = search_starts(settings.n_searches, d, init)
         found, n_evals = search_rounds(target.logp_fn, target.kernel_args, starts, rng, rounds)
         mean, cov, n = pool_bulks(target.logp_fn, target.kernel_args, found, rng, anchored=True)
         return covariance_frame(mean, cov), n_evals + n

@@ -123,7 +123,7 @@ import numpy as np
 
 from .._core.diffusion import (SCHEDULES, cld_mass, cld_transition, exponential_integrator_step,
                                linear_sde_transition, path_schedule)
-from .._core.bulk import covering_variance, log_densities, pooled_bulk
+from .._core.bulk import covering_variance, log_densities, pooled_bulk, pooling_evals, search_evals
 from .._core.langevin import a_step, b_step, o_step, ula_step
 from .._core.posterior_mean import logp_grad_in_frame
 from .._core.skrock import skrock_coefficients, skrock_step_in_frame, stability_bound
@@ -262,7 +262,7 @@ class _MultiscaleSettings(ParticleSettings):
         the pooled importance round's 200 d + 1000, the curvature probe's gradients and the pool of
         the initial resampling; with a budget, scaled down to at most a quarter of the run's
         budget (as walk_jump's pilot; each part at least what makes it work)."""
-        full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, 2000, _CURV_POINTS, 2000)
+        full = PilotSizes(self.n_searches, search_evals(dim), pooling_evals(dim), 2000, _CURV_POINTS, 2000)
         if not self.uses_pilot:
             full = full._replace(searches=0, pooled=0, ladder=0, pool=2000 if self.resamples_init else 0)
         cap = None if budget_per_run is None else _PILOT_SHARE * budget_per_run

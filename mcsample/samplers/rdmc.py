@@ -106,8 +106,9 @@ import numpy as np
 
 from collections import namedtuple
 
-from .._core.bulk import _log_normal, covering_variance, log_densities, pool_bulks, search_rounds
-from .._core.bulk import regularised as _regularised, separated as _separated
+from .._core.bulk import (_log_normal, covering_variance, log_densities, pool_bulks, pooling_evals, search_evals,
+                          search_rounds, search_starts)
+from .._core.bulk import regularised as _regularised
 from .._core.diffusion import (GRIDS, exponential_integrator_step, ou_mean_factor, ou_variance,
                                score_from_posterior_mean, time_grid)
 from .._core.posterior_mean import importance_mean, mala_mean, ula_mean
@@ -224,7 +225,7 @@ class RDMC(ParticleSettings):
         0.30-0.84 sd with the search frame, 0.17-0.32 with the GPSS one).
     n_searches : bulk searches of the "search" standardisation.
     search_rounds : up to this many rounds (default 4) of ``n_searches`` searches, a new round only
-        while all the searches so far ended in one mode (``_separated``). A mode the searches miss
+        while all the searches so far ended in one mode (``_core.bulk.separated``). A mode the searches miss
         is one the reverse process never reaches in high dimension, where the covering ladder cannot
         widen the frame: on two_modes (d = 10-32, starts uniform in [-2, 2]^d) all 8 searches of a
         run found only the heavier mode in about half the runs, and that run's weight is 1.0. On a
@@ -316,7 +317,7 @@ class RDMC(ParticleSettings):
         many full rounds as fit, and if not even one does, one round with every size scaled down
         (each at least one search of 10 CMA-ES generations, 50 and 100 draws). The later rounds
         run only when the first found one mode, so they are not paid for by shrinking the first."""
-        full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, 4000, self.search_rounds)
+        full = PilotSizes(self.n_searches, search_evals(dim), pooling_evals(dim), 4000, self.search_rounds)
         cap = None if budget_per_run is None else _PILOT_SHARE * budget_per_run
         if cap is None:
             return full
@@ -740,8 +741,7 @@ class RDMCRun(ParticleRun):
         searches missed); w from the searches' own covariances (module docstring); modes = each
         search's (mean, covariance) in the frame's units."""
         d = target.dim
-        starts = ((lambda rng: np.tile(np.asarray(init, float), (sizes.searches, 1))) if init is not None
-                  else (lambda rng: rng.uniform(-2.0, 2.0, (sizes.searches, d))))
+        starts = search_starts(sizes.searches, d, init)
         found, n_evals = search_rounds(target.logp_fn, target.kernel_args, starts, rng,
                                        sizes.rounds if init is None else 1, max_evals=sizes.search_evals)
         mean, cov, n = pool_bulks(target.logp_fn, target.kernel_args, found, rng, n_importance=sizes.pooled)

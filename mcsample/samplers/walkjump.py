@@ -64,7 +64,7 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from .._core.bulk import covering_variance, pooled_bulk
+from .._core.bulk import covering_variance, pooled_bulk, pooling_evals, search_evals
 from .._core.langevin import a_step, b_step, o_step, ula_step
 from .._core.posterior_mean import importance_mean, importance_score_mean
 from .._core.slice import covariance_frame, frame_to_x, identity_frame
@@ -195,7 +195,7 @@ class WalkJump(ParticleSettings):
         the pooled importance round's 200 d + 1000 and the ladder's 4000 a rung; with a budget,
         all scaled down so that the pilot costs at most a quarter of the run's budget (each at
         least what makes it work: one search of 10 CMA-ES generations, 50 and 100 draws)."""
-        full = PilotSizes(self.n_searches, 2000 + 500 * dim, 200 * dim + 1000, 4000)
+        full = PilotSizes(self.n_searches, search_evals(dim), pooling_evals(dim), 4000)
         cap = None if budget_per_run is None else _PILOT_SHARE * budget_per_run
         if cap is None or self._allowance(full) <= cap:
             return full

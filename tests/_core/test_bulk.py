@@ -166,3 +166,14 @@ def test_search_rounds_run_until_two_searches_end_in_different_modes():
     found, _ = search_rounds(target.logp_fn, target.kernel_args, one_mode, np.random.default_rng(0), rounds=3,
                              max_evals=600)
     assert calls == [0, 1, 2] and len(found) == 9 and not separated(found)
+
+
+def test_separated_when_two_searches_ended_in_different_modes():
+    """``separated``: the rule for another round of ``search_rounds``: some two searches' means
+    more than 3 sds a coordinate apart."""
+    from mcsample._core.bulk import Bulk, separated
+
+    def bulk(m, sd=0.2):
+        return Bulk(np.full(8, m), sd**2 * np.eye(8), None, 0.0, 0.0, 0, 0)
+    assert not separated([bulk(0.0), bulk(0.1), bulk(-0.1)])
+    assert separated([bulk(0.0), bulk(0.1), bulk(2.0)])

@@ -301,18 +301,6 @@ def test_smc_carries_the_weights_of_an_unequal_mixture_and_the_reweighting_is_wh
     assert not (abs(w_plus - 0.7) < 4 * np.sqrt(0.21 / 500) + 0.02 and dist < 0.5), (w_plus, dist)
 
 
-def test_search_rounds_stop_once_two_searches_ended_in_different_modes():
-    """``search_rounds``: a new round of searches only while every search so far ended in one mode
-    (means within 3 sds a coordinate of each other)."""
-    from mcsample._core.bulk import Bulk
-    from mcsample.samplers.rdmc import _separated
-
-    def bulk(m, sd=0.2):
-        return Bulk(np.full(8, m), sd**2 * np.eye(8), None, 0.0, 0.0, 0, 0)
-    assert not _separated([bulk(0.0), bulk(0.1), bulk(-0.1)])
-    assert _separated([bulk(0.0), bulk(0.1), bulk(2.0)])
-
-
 def test_bad_settings():
     for bad, match in [(dict(estimator="mcmc"), "estimator"), (dict(early_stop=7.0), "early_stop"),
                        (dict(defensive=1.0), "defensive"), (dict(grid="log"), "grid"),
