@@ -38,10 +38,11 @@ def _split(x):
 
 
 def _rank_normal(x):
+    """Normal scores of the ranks of x (chain, draw), or of each parameter of x (chain, draw, dim)."""
     from scipy.special import ndtri  # scipy.stats is slow to import: only when a run is checked
     from scipy.stats import rankdata
-    ranks = rankdata(x, method="average").reshape(x.shape)
-    return ndtri((ranks - 0.375) / (x.size + 0.25))
+    ranks = rankdata(x.reshape(-1, *x.shape[2:]), method="average", axis=0).reshape(x.shape)
+    return ndtri((ranks - 0.375) / (x.shape[0] * x.shape[1] + 0.25))
 
 
 def _classic_rhat(x):
@@ -119,17 +120,14 @@ def bulk_ess(x) -> float:
 def bulk_ess_all(draws) -> np.ndarray:
     """``bulk_ess`` of every parameter of draws (chain, draw, dim), the ranks and autocovariances
     computed for all parameters at once (a d = 1000 run's check took 4 s one by one)."""
-    from scipy.special import ndtri
-    from scipy.stats import rankdata
     draws = np.asarray(draws, dtype=float)
     chains, n, dim = draws.shape
     out = np.full(dim, np.nan)
     if n < 4:
         return out
-    split = np.concatenate([draws[:, : n // 2], draws[:, n - n // 2:]])  # as _split, every parameter
+    split = _split(draws)
     ok = np.all(np.isfinite(split), axis=(0, 1))
-    ranks = rankdata(split.reshape(-1, dim), method="average", axis=0).reshape(split.shape)
-    z = ndtri((ranks - 0.375) / (split.shape[0] * split.shape[1] + 0.25))
+    z = _rank_normal(split)
     acov = _autocovariance(np.moveaxis(z, 2, 0).reshape(-1, split.shape[1])).reshape(dim, *split.shape[:2])
     for j in np.flatnonzero(ok):
         out[j] = _ess(z[..., j], acov[j])
@@ -194,13 +192,13 @@ def warn_if_chains_disagree(draws, lp, names, sampler: str) -> None:
     short = ess_shortfall(draws, names)
     if not (problems or short):
         return
-    said = [f"the chains disagree: {'; '.join(problems)}"] if problems else []
-    advice = "run longer (draws, tune), start the chains elsewhere (init), or look at the warmup (save_warmup=True)"
+    said = ([f"the chains disagree: {'; '.join(problems)}"] if problems else []) + short
+    elsewhere = "start the chains elsewhere (init), or look at the warmup (save_warmup=True)"
+    advice = f"run longer (draws, tune), {elsewhere}"
     if short:
-        said += short
         advice = ("run longer (more tune and draws)" + ("" if sampler == "nuts" else
                   ", or use 'nuts' if the target has a gradient (gradient-free samplers slow down "
-                  "with the dimension: see docs/samplers.md)") + "; " + advice.replace("run longer (draws, tune), ", ""))
+                  "with the dimension: see docs/samplers.md)") + f"; {elsewhere}")
     warnings.warn(f"{sampler}: " + "; ".join(said) + f". Do not trust this sample yet: {advice}.",
                   ConvergenceWarning, stacklevel=3)
 
