@@ -130,8 +130,7 @@ def fit_frame(x: np.ndarray, centring: str, inflation: float = 1.0, keep_central
     then reached R-hat 1.08-1.12 on 4 seeds in 4. See ``frame_from_moments`` for the rest."""
     n, d = x.shape
     centre = np.median(x, axis=0)
-    q75, q25 = np.percentile(x, [75, 25], axis=0)
-    scale = np.sqrt(regularized_variance(n, ((q75 - q25) / 1.349) ** 2, prior_var))
+    scale = np.sqrt(regularized_variance(n, robust_scale(x) ** 2, prior_var))
     if d > _MIN_POOLING_DIM:
         scale = pool_scales(x, scale)
     corr = None
@@ -162,8 +161,7 @@ def pool_correlations(x: np.ndarray, corr: np.ndarray) -> np.ndarray:
     half = x.shape[0] // 2
     off = ~np.eye(corr.shape[0], dtype=bool)
     noise = 0.25 * float(np.mean((rank_correlation(x[:half]) - rank_correlation(x[half:]))[off] ** 2))
-    mean_square = float(np.mean(corr[off] ** 2))
-    weight = max(0.0, 1.0 - noise / mean_square) if mean_square > 0 else 0.0
+    weight = _kept_share(noise, float(np.mean(corr[off] ** 2)))
     return weight * corr + (1.0 - weight) * np.eye(corr.shape[0])
 
 
@@ -192,9 +190,14 @@ def pool_scales(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
     if half < 4 or not (np.all(np.isfinite(split)) and np.all(np.isfinite(log_s))):
         return scale
     noise = 0.25 * float(np.mean(split ** 2))
-    mean, spread = float(log_s.mean()), float(log_s.var())
-    weight = max(0.0, 1.0 - noise / spread) if spread > 0 else 0.0
-    return np.exp(mean + weight * (log_s - mean))
+    mean = float(log_s.mean())
+    return np.exp(mean + _kept_share(noise, float(log_s.var())) * (log_s - mean))
+
+
+def _kept_share(noise: float, spread: float) -> float:
+    """The positive-part James-Stein weight max(0, 1 - noise / spread) of estimates whose spread
+    about their common target is ``spread`` and whose own noise is ``noise`` (0 when no spread)."""
+    return max(0.0, 1.0 - noise / spread) if spread > 0 else 0.0
 
 
 def frame_variance(frame, inflation: float = 1.0) -> np.ndarray:
