@@ -324,3 +324,31 @@ def test_local_groups_are_a_permutation_into_compact_blocks():
     areas = [np.prod(np.ptp(x[order[i:i + 100]], axis=0)) for i in range(0, 1000, 100)]
     assert max(areas) < 0.15
     np.testing.assert_array_equal(np.sort(ensemble.local_order(x[:250], 100)), np.arange(250))
+
+
+@numba.njit(cache=True)
+def _counting_logp(x, counter):
+    counter[0] += 1
+    return -0.5 * np.sum((x - 1.0) ** 2)
+
+
+@numba.njit(cache=True)
+def _counting_logp_grad(x, counter):
+    counter[1] += 1
+    return -0.5 * np.sum((x - 1.0) ** 2), -(x - 1.0)
+
+
+@pytest.mark.parametrize("gradient", [False, True])
+def test_evaluation_counts_equal_the_calls_the_target_receives(gradient):
+    """Everything the run reports spending (searches, pooling, covering ladders, pilot ensemble,
+    steps) equals the calls an instrumented target receives, log densities and gradients apart."""
+    counter = np.zeros(2, dtype=np.int64)
+    target = mc.Target(_counting_logp, 2, logp_grad=_counting_logp_grad, args=(counter,), check_grad=False)
+    counter[:] = 0
+    settings = ensemble.EnsembleScore(n_steps=10, gradient=gradient)
+    run = settings.start_run(target, np.random.default_rng(1), None, 0, 40, None)
+    for lo in range(0, run.total, 4):  # in chunks, as the driver does
+        run.advance(lo, min(lo + 4, run.total))
+    assert run.spent(run.total) == counter.sum()
+    logp_calls, grad_calls = run.n_logp.sum() + run.extra_logp, run.n_grad.sum() + run.extra_grad
+    assert (logp_calls, grad_calls) == (counter[0], counter[1]) and (grad_calls > 0) == gradient
