@@ -162,7 +162,9 @@ def test_ctrl_c_returns_draws_so_far(gauss, monkeypatch):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real_wait(fs, timeout=0.05)
+        # long enough for a chain thread to pass warmup on a loaded machine: at 0.05 s, CI's 3.12 leg
+        # (two xdist workers beside the 3.11 leg on 2 cores) once interrupted before any draw
+        return real_wait(fs, timeout=0.5)
 
     monkeypatch.setattr(sample_module.cf, "wait", interrupting_wait)
     idata = run(gauss, draws=200000, tune=10)
